@@ -1,0 +1,1 @@
+"""mailfleet: deploy and verify a distributed mail cluster with pyinfra and testinfra."""

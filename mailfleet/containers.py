@@ -1,0 +1,210 @@
+"""Run the test cluster as Docker containers with systemd as PID 1, on a private network."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("mailfleet")
+
+BASE_IMAGE = "mailfleet/debian:bookworm"
+DEBIAN_SUITE = "bookworm"
+# Packages baked into the base image: systemd to boot the node, iproute2 for `ss` (testinfra's
+# socket checks), python3 for the probe that sends and reads test mail.
+BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "iproute2", "python3", "ca-certificates")
+DOCKERD_LOG = Path("/var/log/mailfleet-dockerd.log")
+CACHE_DIR = Path.home() / ".cache" / "mailfleet"
+
+
+class HarnessError(RuntimeError):
+    """A step of the container harness failed; the message says which and what to do."""
+
+
+def docker(*arguments: str, check: bool = True, capture: bool = True) -> str:
+    """Run one docker command and return its standard output, or "" when it failed unchecked."""
+    result = subprocess.run(["docker", *arguments], capture_output=capture, text=True)
+    if result.returncode != 0:
+        if check:
+            raise HarnessError(f"docker {' '.join(arguments[:2])} failed: {result.stderr.strip()}")
+        return ""
+    return result.stdout.strip() if capture else ""
+
+
+def docker_is_running() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def ensure_docker_daemon(timeout: float = 60) -> None:
+    """Start dockerd in the background when no daemon answers, then wait until it does."""
+    if docker_is_running():
+        return
+
+    if shutil.which("dockerd") is None:
+        raise HarnessError("dockerd is not installed: run `make setup` (apt-get install docker.io)")
+
+    log.info("starting the Docker daemon (log: %s)", DOCKERD_LOG)
+    with DOCKERD_LOG.open("ab") as daemon_log:
+        subprocess.Popen(
+            ["dockerd"], stdout=daemon_log, stderr=daemon_log, start_new_session=True
+        )
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if docker_is_running():
+            return
+        time.sleep(1)
+    raise HarnessError(f"the Docker daemon did not answer within {timeout:.0f} s: see {DOCKERD_LOG}")
+
+
+def image_exists(name: str) -> bool:
+    return subprocess.run(["docker", "image", "inspect", name], capture_output=True).returncode == 0
+
+
+def build_base_image(name: str = BASE_IMAGE) -> None:
+    """Bootstrap a minimal Debian into a folder and import it as an image, unless it exists."""
+    if image_exists(name):
+        return
+
+    if shutil.which("debootstrap") is None:
+        raise HarnessError("debootstrap is not installed: run `make setup`")
+
+    log.info("building the base image %s with debootstrap (about a minute)", name)
+    with tempfile.TemporaryDirectory(prefix="mailfleet-rootfs-") as rootfs:
+        subprocess.run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                DEBIAN_SUITE,
+                rootfs,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "import", "--change", "CMD /sbin/init", "-", name],
+            stdin=tar.stdout,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        if tar.wait() != 0:
+            raise HarnessError("packing the bootstrapped root file system failed")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """Everything `docker run` needs to start one cluster node with systemd as PID 1.
+
+    This is the single definition of a node: other launchers (molecule) derive theirs from it.
+    """
+
+    name: str
+    address: str
+    hostname: str
+    network: str
+    image: str = BASE_IMAGE
+    # SYS_ADMIN lets systemd mount its file systems, NET_ADMIN and NET_RAW serve VRRP and nftables.
+    # NOTE: --privileged fails on kernels that withhold CAP_SYS_RESOURCE, so capabilities are
+    # listed one by one.
+    capabilities: tuple[str, ...] = ("SYS_ADMIN", "NET_ADMIN", "NET_RAW")
+    tmpfs: tuple[str, ...] = ("/run", "/run/lock", "/tmp")
+    volumes: tuple[str, ...] = ("/sys/fs/cgroup:/sys/fs/cgroup:rw",)
+    cgroupns: str = "host"
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def container(self) -> str:
+        return f"mailfleet-{self.name}"
+
+    def run_arguments(self) -> list[str]:
+        arguments = [
+            "run", "--detach",
+            "--name", self.container,
+            "--hostname", self.hostname,
+            "--network", self.network,
+            "--ip", self.address,
+            f"--cgroupns={self.cgroupns}",
+            "--stop-signal", "SIGRTMIN+3",
+            "--label", "mailfleet.node=1",
+        ]
+        for capability in self.capabilities:
+            arguments += ["--cap-add", capability]
+        for path in self.tmpfs:
+            arguments += ["--tmpfs", path]
+        for volume in self.volumes:
+            arguments += ["--volume", volume]
+        for key, value in sorted(self.labels.items()):
+            arguments += ["--label", f"{key}={value}"]
+        return [*arguments, self.image, "/sbin/init"]
+
+
+def ensure_network(name: str, subnet: str) -> None:
+    """Create the cluster's bridge network, or check that the existing one has the same subnet."""
+    existing = docker("network", "inspect", name, check=False)
+    if not existing:
+        docker("network", "create", "--driver", "bridge", "--subnet", subnet, name)
+        return
+
+    subnets = [entry["Subnet"] for entry in json.loads(existing)[0]["IPAM"]["Config"]]
+    if subnet not in subnets:
+        raise HarnessError(
+            f"docker network {name} exists with subnet {subnets}, expected {subnet}: "
+            "run `mailfleet down` to remove it"
+        )
+
+
+def container_state(container: str) -> str | None:
+    """Return the container's state ("running", "exited", ...) or None when there is none."""
+    output = docker("container", "inspect", "--format", "{{.State.Status}}", container, check=False)
+    return output or None
+
+
+def start_node(spec: NodeSpec, apt_cache: Path) -> None:
+    """Start the node's container, reusing one that exists; each node keeps its own apt cache."""
+    state = container_state(spec.container)
+    if state == "running":
+        return
+    if state is not None:
+        docker("start", spec.container)
+        return
+
+    node_cache = apt_cache / spec.name
+    node_cache.mkdir(parents=True, exist_ok=True)
+    arguments = spec.run_arguments()
+    arguments[1:1] = ["--volume", f"{node_cache}:/var/cache/apt/archives"]
+    docker(*arguments)
+
+
+def wait_until_booted(container: str, timeout: float = 90) -> None:
+    """Wait until systemd in the container reports that it finished booting."""
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        status = docker(
+            "exec", container, "systemctl", "is-system-running", check=False
+        )
+        if status in ("running", "degraded"):
+            return
+        time.sleep(1)
+    raise HarnessError(f"{container} did not finish booting within {timeout:.0f} s: {status!r}")
+
+
+def remove_containers(label: str = "mailfleet.node=1") -> list[str]:
+    """Remove every container that carries the label, and return their names."""
+    names = docker("ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}")
+    containers = names.split()
+    if containers:
+        docker("rm", "--force", "--volumes", *containers)
+    return containers
+
+
+def remove_network(name: str) -> None:
+    if docker("network", "inspect", name, check=False):
+        docker("network", "rm", name)
