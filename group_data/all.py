@@ -10,8 +10,9 @@ mail_domains = ["example.test"]
 # The name clients connect to for SMTP, IMAP and POP3; every TLS certificate must cover it.
 mail_hostname = "mail.example.test"
 
-# Where bounces and LMTP rejections come from; an alias to a real mailbox below.
-postmaster = "postmaster@example.test"
+# The mailbox that receives mail for postmaster@ and abuse@ of every hosted domain; also the
+# sender of bounces and LMTP rejections. It must be one of mail_users.
+postmaster = "alice@example.test"
 
 # Virtual users and their Dovecot password hashes (clauses 2.2.1, 5.1.5). The container
 # cluster replaces these hashes with ones of run-time test passwords (test_password_store).
