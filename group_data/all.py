@@ -19,11 +19,11 @@ postmaster = "alice@example.test"
 mail_users = [
     {
         "address": "alice@example.test",
-        "password_hash": "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=4$nVOKsdZ6jxFCaM25V6o1hg$f+8kni1z0MjuW+aec74wY/I0TE2CAJzZynrhorVjZ4I",  # noqa: E501
+        "password_hash": "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=4$nVOKsdZ6jxFCaM25V6o1hg$f+8kni1z0MjuW+aec74wY/I0TE2CAJzZynrhorVjZ4I",
     },
     {
         "address": "bob@example.test",
-        "password_hash": "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=4$5hyj9L5Xytn7X0vJWUsJIQ$6no7YTdGdmYMQCmnIIfAAYexSYf+YR7TB0F2TY/anWk",  # noqa: E501
+        "password_hash": "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=4$5hyj9L5Xytn7X0vJWUsJIQ$6no7YTdGdmYMQCmnIIfAAYexSYf+YR7TB0F2TY/anWk",
     },
 ]
 

@@ -118,6 +118,8 @@ class NodeSpec:
     volumes: tuple[str, ...] = ("/sys/fs/cgroup:/sys/fs/cgroup:rw",)
     cgroupns: str = "host"
     labels: dict[str, str] = field(default_factory=dict)
+    # name -> address entries for the container's /etc/hosts.
+    extra_hosts: dict[str, str] = field(default_factory=dict)
 
     @property
     def container(self) -> str:
@@ -142,6 +144,8 @@ class NodeSpec:
             arguments += ["--volume", volume]
         for key, value in sorted(self.labels.items()):
             arguments += ["--label", f"{key}={value}"]
+        for name, address in sorted(self.extra_hosts.items()):
+            arguments += ["--add-host", f"{name}:{address}"]
         return [*arguments, self.image, "/sbin/init"]
 
 

@@ -42,7 +42,7 @@ def ensure_ca(folder: Path, name: str = "mailfleet test CA") -> Path:
 
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -94,7 +94,7 @@ def ensure_host_certificate(
     ca_certificate = _load_certificate(folder / "ca.crt")
     ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     alternative_names = [x509.DNSName(name) for name in dns_names] + [
         x509.IPAddress(ipaddress.ip_address(address)) for address in addresses
     ]

@@ -1,0 +1,173 @@
+"""Bring the container cluster up, deploy it, prove that mail flows, and take it down."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mailfleet import containers, localsite
+from mailfleet.containers import HarnessError, NodeSpec
+from mailfleet.inventory import PROJECT, load_cluster, read_test_passwords
+from mailfleet.model import Cluster
+
+log = logging.getLogger("mailfleet")
+
+PROBE = Path(__file__).resolve().parent / "probe.py"
+PROBE_IN_CLIENT = "/usr/local/bin/mailfleet-probe"
+APT_CACHE = containers.CACHE_DIR / "apt"
+
+
+def node_specs(cluster: Cluster) -> list[NodeSpec]:
+    """Return a container definition for every node that the inventory reaches over @docker."""
+    specs = []
+    for node in cluster.nodes:
+        if not node.inventory_name.startswith("@docker/mailfleet-"):
+            raise HarnessError(
+                f"{node.inventory_name} is not a container of the test cluster: "
+                "`mailfleet up` starts only @docker/mailfleet-<name> hosts"
+            )
+        specs.append(
+            NodeSpec(
+                name=node.name,
+                address=str(node.address),
+                hostname=f"{node.name}.{cluster.mail_domains[0]}",
+                network=localsite.NETWORK,
+            )
+        )
+    return specs
+
+
+def client_spec(cluster: Cluster) -> NodeSpec:
+    return NodeSpec(
+        name=localsite.CLIENT_NAME,
+        address=localsite.CLIENT_ADDRESS,
+        hostname=f"{localsite.CLIENT_NAME}.invalid",
+        network=localsite.NETWORK,
+        labels={"mailfleet.client": "1"},
+        extra_hosts={cluster.mail_hostname: str(cluster.loadbalancers[0].address)},
+    )
+
+
+def up(inventory: str) -> Cluster:
+    """Start a container per inventory host, plus the test client, on the private network."""
+    cluster = load_cluster(inventory)
+    containers.ensure_docker_daemon()
+    containers.build_base_image()
+    containers.ensure_network(localsite.NETWORK, localsite.SUBNET)
+
+    specs = [*node_specs(cluster), client_spec(cluster)]
+    log.info("starting %d containers: %s", len(specs), ", ".join(spec.name for spec in specs))
+    for spec in specs:
+        containers.start_node(spec, APT_CACHE)
+    for spec in specs:
+        containers.wait_until_booted(spec.container)
+
+    client = client_spec(cluster).container
+    containers.docker("cp", str(PROBE), f"{client}:{PROBE_IN_CLIENT}")
+    containers.docker("cp", str(localsite.STATE / "tls" / "ca.crt"), f"{client}:/etc/mailfleet-ca.crt")
+    return cluster
+
+
+def run_pyinfra(inventory: str) -> subprocess.CompletedProcess:
+    """Run the deploy with pyinfra's own progress output, and return the finished process."""
+    command = [str(Path(sys.executable).with_name("pyinfra")), "-y", inventory, "deploy.py"]
+    return subprocess.run(command, cwd=PROJECT, text=True, capture_output=True, env=os.environ)
+
+
+def deploy(inventory: str) -> int:
+    log.info("deploying %s with pyinfra", inventory)
+    result = run_pyinfra(inventory)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.returncode != 0:
+        raise HarnessError(f"pyinfra failed with exit status {result.returncode}")
+    return 0
+
+
+def probe(action: str, **request: object) -> dict:
+    """Run the mail probe in the client container and return its JSON report.
+
+    The request, passwords included, travels on stdin, never on a command line.
+    """
+    container = f"mailfleet-{localsite.CLIENT_NAME}"
+    result = subprocess.run(
+        ["docker", "exec", "-i", container, "python3", PROBE_IN_CLIENT],
+        input=json.dumps({"action": action, **request}),
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise HarnessError(f"mail probe {action} failed: {result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def credentials(cluster: Cluster) -> dict[str, str]:
+    """Return address -> test password for the users of the container cluster."""
+    entries = read_test_passwords(localsite.TEST_PASSWORD_STORE)
+    return {user.address: entries[user.address]["password"] for user in cluster.mail_users}
+
+
+def wait_for_backends(cluster: Cluster, timeout: float = 60) -> None:
+    """Wait until every port of the load balancer reaches a backend."""
+    deadline = time.monotonic() + timeout
+    report: dict = {}
+    while time.monotonic() < deadline:
+        report = probe("banners", host=cluster.mail_hostname)
+        if all(report.values()):
+            return
+        time.sleep(2)
+    raise HarnessError(f"the load balancer did not reach every backend in time: {report}")
+
+
+def send_and_read(cluster: Cluster) -> dict:
+    """Send a message from the first user to the second through the load balancer; read it back
+    over IMAP and POP3."""
+    sender, recipient = cluster.mail_users[0].address, cluster.mail_users[1].address
+    passwords = credentials(cluster)
+    return probe(
+        "roundtrip",
+        host=cluster.mail_hostname,
+        sender=sender,
+        recipient=recipient,
+        passwords={sender: passwords[sender], recipient: passwords[recipient]},
+    )
+
+
+def cluster(inventory: str) -> int:
+    """Bring the cluster up, deploy it and prove that a message goes from one user to another."""
+    model = up(inventory)
+    deploy(inventory)
+    log.info("verifying: submission, IMAP and POP3 through the load balancer")
+    wait_for_backends(model)
+    report = send_and_read(model)
+    print_summary(model, report)
+    return 0
+
+
+def print_summary(cluster: Cluster, report: dict) -> None:
+    lb = cluster.loadbalancers[0].address
+    print()
+    print(f"mailfleet cluster is up: {len(cluster.nodes)} nodes, load balancer {lb}")
+    for node in cluster.nodes:
+        print(f"  {node.name:<8} {node.address!s:<15} {', '.join(sorted(node.roles))}")
+    print(f"message {report['message_id']}")
+    print(f"  sent     {report['sender']} -> {report['recipient']} via {lb}:587 (STARTTLS, AUTH)")
+    print(f"  IMAP     found in INBOX after {report['imap_seconds']:.1f} s via {lb}:993")
+    print(f"  POP3     {'found' if report['pop3_found'] else 'NOT FOUND'} via {lb}:995")
+    client = f"[{localsite.CLIENT_ADDRESS}]"
+    seen = any(client in header for header in report["received"])
+    print(f"  Received header names the client {client}: {'yes' if seen else 'NO'}")
+    print("`make test` runs the test suite; `make down` removes the cluster.")
+
+
+def down() -> int:
+    containers.ensure_docker_daemon()
+    removed = containers.remove_containers()
+    containers.remove_network(localsite.NETWORK)
+    log.info("removed %d containers and the network %s", len(removed), localsite.NETWORK)
+    return 0

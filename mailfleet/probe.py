@@ -1,0 +1,174 @@
+"""A mail client that runs inside the test client container, with Python's standard library only.
+
+It reads one JSON request on stdin (passwords included, so they never appear on a command line)
+and prints one JSON report on stdout. Every connection goes to the host named in the request:
+the cluster's service name, which the client container resolves to the load balancer.
+"""
+
+from __future__ import annotations
+
+import email
+import imaplib
+import json
+import poplib
+import smtplib
+import socket
+import ssl
+import sys
+import time
+import uuid
+from email.message import EmailMessage
+
+CA_FILE = "/etc/mailfleet-ca.crt"
+TIMEOUT = 20
+
+
+def tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=CA_FILE)
+
+
+def read_greeting(host: str, port: int, implicit_tls: bool) -> str:
+    """Return the first line the server sends, or "" when it sends nothing."""
+    with socket.create_connection((host, port), timeout=5) as connection:
+        if implicit_tls:
+            with tls_context().wrap_socket(connection, server_hostname=host) as secure:
+                return secure.recv(512).decode(errors="replace").strip()
+        return connection.recv(512).decode(errors="replace").strip()
+
+
+GREETINGS = {
+    25: ("220", False),
+    587: ("220", False),
+    465: ("220", True),
+    143: ("* OK", False),
+    993: ("* OK", True),
+    110: ("+OK", False),
+    995: ("+OK", True),
+}
+
+
+def banners(request: dict) -> dict:
+    """Report, per port, whether the service behind the load balancer greets as it should."""
+    report = {}
+    for port, (prefix, implicit_tls) in GREETINGS.items():
+        try:
+            greeting = read_greeting(request["host"], port, implicit_tls)
+        except (OSError, ssl.SSLError):
+            greeting = ""
+        report[str(port)] = greeting.startswith(prefix)
+    return report
+
+
+def ehlo(request: dict) -> dict:
+    """Return the EHLO keywords a port offers, before and (when asked) after STARTTLS."""
+    port = request["port"]
+    if port == 465:
+        smtp = smtplib.SMTP_SSL(request["host"], port, timeout=TIMEOUT, context=tls_context())
+    else:
+        smtp = smtplib.SMTP(request["host"], port, timeout=TIMEOUT)
+    with smtp:
+        smtp.ehlo("client.invalid")
+        report = {"plain": sorted(smtp.esmtp_features)}
+        if request.get("starttls") and smtp.has_extn("starttls"):
+            smtp.starttls(context=tls_context())
+            smtp.ehlo("client.invalid")
+            report["tls"] = sorted(smtp.esmtp_features)
+        return report
+
+
+def relay(request: dict) -> dict:
+    """Try to relay without authentication; return the replies to MAIL FROM and RCPT TO."""
+    with smtplib.SMTP(request["host"], request["port"], timeout=TIMEOUT) as smtp:
+        smtp.ehlo("client.invalid")
+        if request.get("starttls"):
+            smtp.starttls(context=tls_context())
+            smtp.ehlo("client.invalid")
+        mail = smtp.mail(request["sender"])
+        rcpt = smtp.rcpt(request["recipient"])
+        return {"mail": [mail[0], mail[1].decode()], "rcpt": [rcpt[0], rcpt[1].decode()]}
+
+
+def submit(request: dict, sender: str, recipient: str, password: str) -> str:
+    """Send a message with STARTTLS and AUTH on port 587; return its Message-ID."""
+    message = EmailMessage()
+    message_id = f"<{uuid.uuid4()}@client.invalid>"
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = "mailfleet round trip"
+    message["Message-ID"] = message_id
+    message.set_content("Sent through the load balancer, read back over IMAP and POP3.\n")
+
+    with smtplib.SMTP(request["host"], 587, timeout=TIMEOUT) as smtp:
+        smtp.starttls(context=tls_context())
+        smtp.login(sender, password)
+        smtp.send_message(message)
+    return message_id
+
+
+def imap_fetch(request: dict, user: str, password: str, message_id: str) -> bytes | None:
+    """Return the headers of the message with this Message-ID in the INBOX, or None."""
+    with imaplib.IMAP4_SSL(request["host"], 993, ssl_context=tls_context(),
+                           timeout=TIMEOUT) as imap:
+        imap.login(user, password)
+        imap.select("INBOX", readonly=True)
+        status, found = imap.search(None, "HEADER", "Message-ID", message_id)
+        numbers = found[0].split()
+        if status != "OK" or not numbers:
+            return None
+        status, data = imap.fetch(numbers[0], "(BODY.PEEK[HEADER])")
+        return data[0][1]
+
+
+def pop3_has(request: dict, user: str, password: str, message_id: str) -> bool:
+    """Tell whether the mailbox holds the message, reading headers over POP3 with TLS."""
+    pop = poplib.POP3_SSL(request["host"], 995, context=tls_context(), timeout=TIMEOUT)
+    try:
+        pop.user(user)
+        pop.pass_(password)
+        count, _ = pop.stat()
+        for number in range(count, 0, -1):
+            _, lines, _ = pop.top(number, 0)
+            headers = email.message_from_bytes(b"\r\n".join(lines))
+            if headers["Message-ID"] == message_id:
+                return True
+        return False
+    finally:
+        pop.quit()
+
+
+def roundtrip(request: dict) -> dict:
+    """Send from one user to another, then find the message over IMAP and over POP3."""
+    sender, recipient = request["sender"], request["recipient"]
+    passwords = request["passwords"]
+    message_id = submit(request, sender, recipient, passwords[sender])
+
+    started = time.monotonic()
+    headers = None
+    while headers is None and time.monotonic() - started < request.get("wait", 60):
+        headers = imap_fetch(request, recipient, passwords[recipient], message_id)
+        if headers is None:
+            time.sleep(0.5)
+    if headers is None:
+        raise SystemExit(f"message {message_id} did not arrive over IMAP")
+
+    received = email.message_from_bytes(headers).get_all("Received", [])
+    return {
+        "message_id": message_id,
+        "sender": sender,
+        "recipient": recipient,
+        "imap_seconds": time.monotonic() - started,
+        "pop3_found": pop3_has(request, recipient, passwords[recipient], message_id),
+        "received": [" ".join(header.split()) for header in received],
+    }
+
+
+ACTIONS = {"banners": banners, "ehlo": ehlo, "relay": relay, "roundtrip": roundtrip}
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    print(json.dumps(ACTIONS[request["action"]](request)))
+
+
+if __name__ == "__main__":
+    main()

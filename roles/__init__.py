@@ -1,0 +1,1 @@
+"""pyinfra roles, one package each, applied by deploy.py to the hosts of their inventory group."""

@@ -1,0 +1,97 @@
+"""HAProxy load balancer in front of the MX and mailbox hosts (clause 5.1.6)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt, systemd
+
+from mailfleet.model import Cluster, Node, Role
+from roles.common import put_rendered
+from roles.common.services import configuration_applied
+
+CONFIG = "/etc/haproxy/haproxy.cfg"
+
+SMTP_CHECK = ("option smtpchk EHLO {hostname}",)
+IMAP_CHECK = ("option tcp-check", 'tcp-check expect string "* OK"')
+POP3_CHECK = ("option tcp-check", 'tcp-check expect string "+OK"')
+# Implicit-TLS ports: the check completes a TLS handshake with the backend.
+TLS_CHECK_OPTIONS = " check-ssl verify none"
+
+
+@dataclass(frozen=True)
+class Service:
+    """One forwarded port and the role whose hosts serve it."""
+
+    name: str
+    port: int
+    role: Role
+    check: tuple[str, ...] = ()
+    server_options: str = ""
+    balance: str = "leastconn"
+    # Longest idle time of a client or backend connection; IMAP IDLE keeps connections open.
+    timeout: str = "5m"
+
+
+SERVICES = (
+    Service("smtp", 25, "mta", check=SMTP_CHECK),
+    Service("submission", 587, "mta", check=SMTP_CHECK),
+    Service("submissions", 465, "mta", server_options=TLS_CHECK_OPTIONS),
+    Service("imap", 143, "mailstore", check=IMAP_CHECK, timeout="30m"),
+    Service("imaps", 993, "mailstore", server_options=TLS_CHECK_OPTIONS, timeout="30m"),
+    Service("pop3", 110, "mailstore", check=POP3_CHECK),
+    Service("pop3s", 995, "mailstore", server_options=TLS_CHECK_OPTIONS),
+)
+
+
+def haproxy_services(cluster: Cluster, node: Node) -> list[dict]:
+    """Return the frontends and backends of haproxy.cfg, each with its servers and checks."""
+    hostname = f"{node.name}.{cluster.mail_domains[0]}"
+    services = []
+    for service in SERVICES:
+        values = asdict(service)
+        values["check"] = [line.format(hostname=hostname) for line in service.check]
+        values["servers"] = [
+            {"name": backend.name, "address": str(backend.address)}
+            for backend in cluster.nodes_with(service.role)
+        ]
+        services.append(values)
+    return services
+
+
+@deploy("Load balancer")
+def loadbalancer(cluster: Cluster, node: Node):
+    # haproxy.service reloads with /bin/kill, which comes from procps, not a dependency of haproxy.
+    apt.packages(
+        name="HAProxy is installed",
+        packages=["haproxy", "procps"],
+        update=True,
+        cache_time=86400,
+    )
+
+    put_rendered(
+        name="HAProxy forwards every mail port to healthy backends with the PROXY protocol",
+        template="haproxy/etc/haproxy/haproxy.cfg.j2",
+        dest=CONFIG,
+        services=haproxy_services(cluster, node),
+        max_connections=4000,
+        check_interval="3s",
+        check_fall=2,
+        check_rise=2,
+    )
+
+    systemd.service(
+        name="HAProxy is running and starts at boot",
+        service="haproxy",
+        running=True,
+        enabled=True,
+    )
+
+    configuration_applied(
+        name="HAProxy runs its current configuration",
+        service="haproxy",
+        paths=[CONFIG],
+        check=f"haproxy -c -q -f {CONFIG}",
+        action="reload-or-restart",
+    )

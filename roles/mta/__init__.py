@@ -1,0 +1,130 @@
+"""Postfix MTA: postscreen on 25, authenticated submission on 587 and 465, LMTP to the mailboxes.
+
+Clauses 2.2.2 (sending and receiving) and 5.1.7 (standard SMTP service).
+"""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt, server, systemd
+from pyinfra.operations.util import any_changed
+
+from mailfleet.model import Cluster, Node
+from roles.common import passdb_values, put_rendered, tls_files, virtual_users, vmail_account
+from roles.common.services import configuration_applied
+
+POSTFIX = "/etc/postfix"
+TLS_FOLDER = f"{POSTFIX}/tls"
+TLS_FILES = (f"{TLS_FOLDER}/mail.crt", f"{TLS_FOLDER}/mail.key")
+# Lookup tables that `postfix reload` picks up, unlike main.cf changes that need a restart.
+TABLES = ("virtual_mailboxes", "virtual_aliases", "postscreen_access.cidr")
+SUBMISSION_LISTENERS = (
+    {"name": "submission", "port": 587, "wrappermode": False},
+    {"name": "submissions", "port": 465, "wrappermode": True},
+)
+
+
+def virtual_aliases(cluster: Cluster) -> list[tuple[str, str]]:
+    """Send postmaster@ and abuse@ of every hosted domain to the postmaster's mailbox."""
+    aliases = []
+    for domain in cluster.mail_domains:
+        for local_part in ("postmaster", "abuse"):
+            alias = f"{local_part}@{domain}"
+            if alias != cluster.postmaster:
+                aliases.append((alias, cluster.postmaster))
+    return aliases
+
+
+def virtual_transport(cluster: Cluster) -> str:
+    # TODO: route each user to their own mailbox host once mailboxes are sharded; until then
+    # every mailbox lives on the first mailbox host.
+    return f"lmtp:inet:[{cluster.mailstores[0].address}]:24"
+
+
+def postfix_files(cluster: Cluster, node: Node) -> None:
+    put_rendered(
+        name="Postfix receives for the hosted domains and relays only for authenticated users",
+        template="postfix/etc/postfix/main.cf.j2",
+        dest=f"{POSTFIX}/main.cf",
+        myhostname=f"{node.name}.{cluster.mail_domains[0]}",
+        inet_protocols="ipv4",
+        mail_domains=cluster.mail_domains,
+        virtual_transport=virtual_transport(cluster),
+        recipient_delimiter=cluster.recipient_delimiter,
+        message_size_limit=cluster.message_size_limit,
+    )
+    put_rendered(
+        name="Postfix listens with postscreen on 25 and for submission on 587 and 465",
+        template="postfix/etc/postfix/master.cf.j2",
+        dest=f"{POSTFIX}/master.cf",
+        submission_listeners=SUBMISSION_LISTENERS,
+    )
+    put_rendered(
+        name="Postfix knows every mailbox address",
+        template="postfix/etc/postfix/virtual_mailboxes.j2",
+        dest=f"{POSTFIX}/virtual_mailboxes",
+        addresses=[user.address for user in cluster.mail_users],
+    )
+    put_rendered(
+        name="postscreen lets the load balancers' health checks through",
+        template="postfix/etc/postfix/postscreen_access.cidr.j2",
+        dest=f"{POSTFIX}/postscreen_access.cidr",
+        loadbalancer_addresses=[str(lb.address) for lb in cluster.loadbalancers],
+    )
+    put_rendered(
+        name="Postfix sends postmaster and abuse mail to the postmaster",
+        template="postfix/etc/postfix/virtual_aliases.j2",
+        dest=f"{POSTFIX}/virtual_aliases",
+        aliases=virtual_aliases(cluster),
+    )
+
+
+@deploy("MTA")
+def mta(cluster: Cluster, node: Node):
+    apt.packages(
+        name="Postfix and Dovecot's auth service are installed",
+        packages=["postfix", "dovecot-core"],
+        update=True,
+        cache_time=86400,
+    )
+
+    vmail_account(cluster.mail_root)
+    tls_files(node, TLS_FOLDER)
+    postfix_files(cluster, node)
+    # Dovecot re-reads the passwd-file when it changes: new users need no restart.
+    virtual_users(cluster)
+    put_rendered(
+        name="Dovecot serves SASL authentication to Postfix and nothing else",
+        template="dovecot/etc/dovecot/dovecot-auth.conf.j2",
+        dest="/etc/dovecot/dovecot.conf",
+        **passdb_values(cluster),
+    )
+
+    for service in ("postfix", "dovecot"):
+        systemd.service(
+            name=f"{service} is running and starts at boot",
+            service=service,
+            running=True,
+            enabled=True,
+        )
+
+    configuration_applied(
+        name="Postfix runs its current configuration and certificate",
+        service="postfix",
+        paths=[f"{POSTFIX}/main.cf", f"{POSTFIX}/master.cf", *TLS_FILES],
+        check="postfix check",
+    )
+    configuration_applied(
+        name="Postfix uses the current mailbox and alias tables",
+        service="postfix",
+        paths=[f"{POSTFIX}/{table}" for table in TABLES],
+        check="postfix check",
+        action="reload",
+        stamp_name="postfix-tables",
+    )
+    configuration_applied(
+        name="Dovecot runs its current configuration",
+        service="dovecot",
+        paths=["/etc/dovecot/dovecot.conf"],
+        check="doveconf -n > /dev/null",
+    )
