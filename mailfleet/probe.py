@@ -88,6 +88,23 @@ def relay(request: dict) -> dict:
         return {"mail": [mail[0], mail[1].decode()], "rcpt": [rcpt[0], rcpt[1].decode()]}
 
 
+def imap_capabilities(request: dict) -> dict:
+    """Return the IMAP capabilities on port 143 before STARTTLS."""
+    with imaplib.IMAP4(request["host"], 143, timeout=TIMEOUT) as imap:
+        return {"capabilities": sorted(imap.capabilities)}
+
+
+def smtp_login(request: dict) -> dict:
+    """Try AUTH on a submission port after STARTTLS; return the reply code and text."""
+    with smtplib.SMTP(request["host"], request.get("port", 587), timeout=TIMEOUT) as smtp:
+        smtp.starttls(context=tls_context())
+        try:
+            code, text = smtp.login(request["user"], request["password"])
+        except smtplib.SMTPAuthenticationError as error:
+            code, text = error.smtp_code, error.smtp_error
+        return {"code": code, "text": text.decode(errors="replace")}
+
+
 def submit(request: dict, sender: str, recipient: str, password: str) -> str:
     """Send a message with STARTTLS and AUTH on port 587; return its Message-ID."""
     message = EmailMessage()
@@ -162,7 +179,14 @@ def roundtrip(request: dict) -> dict:
     }
 
 
-ACTIONS = {"banners": banners, "ehlo": ehlo, "relay": relay, "roundtrip": roundtrip}
+ACTIONS = {
+    "banners": banners,
+    "ehlo": ehlo,
+    "imap_capabilities": imap_capabilities,
+    "relay": relay,
+    "roundtrip": roundtrip,
+    "smtp_login": smtp_login,
+}
 
 
 def main() -> None:

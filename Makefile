@@ -1,0 +1,44 @@
+# mailfleet: `make cluster` brings up, deploys and checks the container cluster;
+# `make test` runs every test against it. Both install what they need first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INVENTORY ?= inventories/local.py
+# Debian packages the harness needs on the machine that runs the containers.
+HOST_PACKAGES := docker.io debootstrap python3-venv
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: setup host-packages cluster deploy test unit down
+
+setup: host-packages $(BIN)/mailfleet
+
+host-packages:
+	@if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null \
+	    || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	    echo "mailfleet: installing $(HOST_PACKAGES)"; \
+	    $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(HOST_PACKAGES) >/dev/null; \
+	fi
+
+$(BIN)/mailfleet: pyproject.toml
+	@echo "mailfleet: installing the project into $(VENV)"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+cluster: setup
+	$(BIN)/mailfleet cluster $(INVENTORY)
+
+deploy: setup
+	$(BIN)/mailfleet deploy $(INVENTORY)
+
+test: setup
+	$(BIN)/pytest --junitxml=reports/junit.xml
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+down: setup
+	$(BIN)/mailfleet down

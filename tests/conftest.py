@@ -1,0 +1,68 @@
+"""Shared fixtures: the cluster model, and the deployed cluster that infra and scenario tests use.
+
+With the default inventory the session brings the container cluster up and deploys it once;
+with another inventory (`--inventory inventories/production.py`) the hosts must already be
+deployed, and the tests only read them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailfleet import harness
+from mailfleet.inventory import load_cluster, load_inventory
+from mailfleet.model import Cluster
+
+PROJECT = Path(__file__).resolve().parent.parent
+DEFAULT_INVENTORY = "inventories/local.py"
+CLUSTER_FOLDERS = ("infra", "scenarios")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--inventory",
+        default=DEFAULT_INVENTORY,
+        help="pyinfra inventory of the deployed cluster to verify (default: %(default)s)",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/infra and tests/scenarios as needing the cluster."""
+    for item in items:
+        if Path(item.fspath).parent.name in CLUSTER_FOLDERS:
+            item.add_marker(pytest.mark.cluster)
+
+
+def inventory_option(config: pytest.Config) -> str:
+    return config.getoption("--inventory")
+
+
+def uses_container_cluster(config: pytest.Config) -> bool:
+    return inventory_option(config) == DEFAULT_INVENTORY
+
+
+@pytest.fixture(scope="session")
+def inventory_path(pytestconfig: pytest.Config) -> str:
+    return inventory_option(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def pyinfra_inventory(inventory_path: str):
+    return load_inventory(PROJECT / inventory_path)
+
+
+@pytest.fixture(scope="session")
+def cluster(inventory_path: str) -> Cluster:
+    return load_cluster(PROJECT / inventory_path)
+
+
+@pytest.fixture(scope="session")
+def deployed(pytestconfig: pytest.Config, cluster: Cluster, inventory_path: str) -> Cluster:
+    """The cluster, deployed: brought up and deployed once per session for the container cluster."""
+    if uses_container_cluster(pytestconfig):
+        harness.up(inventory_path)
+        harness.deploy(inventory_path)
+        harness.wait_for_backends(cluster)
+    return cluster

@@ -1,0 +1,30 @@
+"""The cluster relays to outside domains only for authenticated users."""
+
+import pytest
+
+OUTSIDE = "someone@outside.invalid"
+
+# (port, STARTTLS first, envelope sender) for each unauthenticated attempt.
+ATTEMPTS = [
+    pytest.param(25, False, "stranger@outside.invalid", id="25-plain"),
+    pytest.param(25, True, "stranger@outside.invalid", id="25-starttls"),
+    pytest.param(25, False, "alice@example.test", id="25-forged-local-sender"),
+    pytest.param(587, True, "alice@example.test", id="587-without-auth"),
+]
+
+
+@pytest.mark.clause("5.1.5")
+@pytest.mark.parametrize(("port", "starttls", "sender"), ATTEMPTS)
+def test_unauthenticated_relay_rejected(client, port, starttls, sender):
+    reply = client("relay", port=port, starttls=starttls, sender=sender, recipient=OUTSIDE)
+
+    assert 500 <= reply["rcpt"][0] < 600, reply
+
+
+@pytest.mark.clause("2.1")
+def test_unknown_local_recipient_rejected(client):
+    reply = client(
+        "relay", port=25, sender="stranger@outside.invalid", recipient="nobody@example.test"
+    )
+
+    assert reply["rcpt"][0] == 550, reply
