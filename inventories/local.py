@@ -3,6 +3,9 @@
 `mailfleet up` starts a container per host on the private network 172.30.77.0/24; pyinfra
 reaches them with its @docker connector. Certificates come from a test CA and users get
 random test passwords, both made at run time under .state/local (never committed).
+
+NOTE: deploy with `mailfleet deploy` (or `make deploy`), which starts the containers first.
+pyinfra's @docker connector commits and removes a container that is stopped when it connects.
 """
 
 from mailfleet.localsite import container_host

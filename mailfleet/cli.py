@@ -20,9 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
     up.set_defaults(run=lambda arguments: harness.up(arguments.inventory))
 
-    deploy = commands.add_parser("deploy", help="run the pyinfra deploy against an inventory")
+    deploy = commands.add_parser(
+        "deploy", help="start the container cluster if needed, then run the pyinfra deploy"
+    )
     deploy.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
-    deploy.set_defaults(run=lambda arguments: harness.deploy(arguments.inventory))
+    deploy.set_defaults(run=lambda arguments: harness.up_and_deploy(arguments.inventory))
 
     cluster = commands.add_parser(
         "cluster", help="start and deploy the container cluster, then send and read a test message"

@@ -59,7 +59,9 @@ def ensure_docker_daemon(timeout: float = 60) -> None:
         if docker_is_running():
             return
         time.sleep(1)
-    raise HarnessError(f"the Docker daemon did not answer within {timeout:.0f} s: see {DOCKERD_LOG}")
+    raise HarnessError(
+        f"the Docker daemon did not answer within {timeout:.0f} s: see {DOCKERD_LOG}"
+    )
 
 
 def image_exists(name: str) -> bool:

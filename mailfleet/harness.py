@@ -69,7 +69,8 @@ def up(inventory: str) -> Cluster:
 
     client = client_spec(cluster).container
     containers.docker("cp", str(PROBE), f"{client}:{PROBE_IN_CLIENT}")
-    containers.docker("cp", str(localsite.STATE / "tls" / "ca.crt"), f"{client}:/etc/mailfleet-ca.crt")
+    ca_certificate = localsite.STATE / "tls" / "ca.crt"
+    containers.docker("cp", str(ca_certificate), f"{client}:/etc/mailfleet-ca.crt")
     return cluster
 
 
@@ -87,6 +88,16 @@ def deploy(inventory: str) -> int:
     if result.returncode != 0:
         raise HarnessError(f"pyinfra failed with exit status {result.returncode}")
     return 0
+
+
+def up_and_deploy(inventory: str) -> int:
+    """Deploy the container cluster, starting its containers first.
+
+    pyinfra's @docker connector commits and then removes a container that was stopped when
+    the deploy began, so the containers must be running before pyinfra connects.
+    """
+    up(inventory)
+    return deploy(inventory)
 
 
 def probe(action: str, **request: object) -> dict:

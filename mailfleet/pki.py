@@ -87,9 +87,9 @@ def ensure_host_certificate(
     key_path = folder / f"{host}.key"
     wanted_names = {*dns_names, *addresses}
     existing = _load_certificate(certificate_path)
-    if existing is not None and key_path.exists():
-        if _subject_alternative_names(existing) == wanted_names:
-            return certificate_path, key_path
+    fits = existing is not None and _subject_alternative_names(existing) == wanted_names
+    if fits and key_path.exists():
+        return certificate_path, key_path
 
     ca_certificate = _load_certificate(folder / "ca.crt")
     ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)

@@ -6,8 +6,7 @@ Clauses 2.2.2 (sending and receiving) and 5.1.7 (standard SMTP service).
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import apt, systemd
 
 from mailfleet.model import Cluster, Node
 from roles.common import passdb_values, put_rendered, tls_files, virtual_users, vmail_account
@@ -47,7 +46,7 @@ def postfix_files(cluster: Cluster, node: Node) -> None:
         template="postfix/etc/postfix/main.cf.j2",
         dest=f"{POSTFIX}/main.cf",
         myhostname=f"{node.name}.{cluster.mail_domains[0]}",
-        inet_protocols="ipv4",
+        inet_protocols="all",
         mail_domains=cluster.mail_domains,
         virtual_transport=virtual_transport(cluster),
         recipient_delimiter=cluster.recipient_delimiter,
