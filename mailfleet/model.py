@@ -135,7 +135,7 @@ class Node(Strict):
     inventory_name: str
     address: ipaddress.IPv4Address
     roles: frozenset[Role]
-    # Certificate (with its chain) and key on the machine that runs the deploy; uploaded to the host.
+    # Certificate chain and key on the machine that runs the deploy; the roles upload them.
     tls_certificate: Path | None = None
     tls_key: Path | None = None
 
