@@ -23,7 +23,7 @@ CACHE_DIR = Path.home() / ".cache" / "mailfleet"
 
 
 class HarnessError(RuntimeError):
-    """A step of the container harness failed; the message says which and what to do."""
+    """A step of the container harness failed; the message names the step and the fix."""
 
 
 def docker(*arguments: str, check: bool = True, capture: bool = True) -> str:
@@ -41,7 +41,7 @@ def docker_is_running() -> bool:
 
 
 def ensure_docker_daemon(timeout: float = 60) -> None:
-    """Start dockerd in the background when no daemon answers, then wait until it does."""
+    """Start dockerd in the background when no daemon responds, then wait until one does."""
     if docker_is_running():
         return
 
@@ -60,7 +60,7 @@ def ensure_docker_daemon(timeout: float = 60) -> None:
             return
         time.sleep(1)
     raise HarnessError(
-        f"the Docker daemon did not answer within {timeout:.0f} s: see {DOCKERD_LOG}"
+        f"the Docker daemon did not respond within {timeout:.0f} s: see {DOCKERD_LOG}"
     )
 
 

@@ -137,7 +137,7 @@ def imap_fetch(request: dict, user: str, password: str, message_id: str) -> byte
 
 
 def pop3_has(request: dict, user: str, password: str, message_id: str) -> bool:
-    """Tell whether the mailbox holds the message, reading headers over POP3 with TLS."""
+    """Return whether the mailbox contains the message, reading headers over POP3 with TLS."""
     pop = poplib.POP3_SSL(request["host"], 995, context=tls_context(), timeout=TIMEOUT)
     try:
         pop.user(user)
