@@ -151,6 +151,10 @@ def load_inventory(path: str | Path, group_data: str | Path | None = None) -> In
             return make_inventory_from_files(str(path), **location)
     except UnexpectedExternalError as error:
         raise ClusterDataError([_loading_problem(error)]) from None
+    except SyntaxError as error:
+        where = display_path(Path(error.filename or path))
+        problem = f"{where}:{error.lineno}: invalid Python syntax: {error.msg}"
+        raise ClusterDataError([problem]) from None
     except PyinfraError as error:
         raise ClusterDataError([f"{display_path(path)}: {error}"]) from None
 
