@@ -1,0 +1,259 @@
+"""Secrets and free-form values survive rendering exactly, or the filter raises ValueError.
+
+Each parser below reads a value back the way the daemon does (from its documentation or
+source), independently of the filter that wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jinja2 import TemplateNotFound
+
+from mailfleet import render
+
+PRINTABLE = st.text(st.characters(exclude_categories=("Cs", "Cc")), min_size=1, max_size=40)
+ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40)
+LINE_BREAKS = set("\n\r\0")
+# Postfix splits table lines at ASCII whitespace only.
+POSTFIX_SPACE = r"[ \t\v\f]+"
+
+
+def parse_passwd_field(line: str, index: int) -> str:
+    return line.split(":")[index]
+
+
+def parse_postfix_main(line: str) -> str:
+    """Read a main.cf value: whitespace around it stripped, '$$' is '$', a lone '$' expands."""
+    value = line.split("=", 1)[1].strip(" \t")
+    assert "$" not in value.replace("$$", ""), "Postfix would expand a parameter"
+    return value.replace("$$", "$")
+
+
+def parse_postfix_table(line: str) -> tuple[str, str]:
+    """Read a lookup-table line: the key up to the first whitespace, then the trimmed rest."""
+    key, value = re.split(POSTFIX_SPACE, line, maxsplit=1)
+    return key, value.strip(" \t\v\f")
+
+
+def parse_dovecot_value(line: str) -> str:
+    """Read a Dovecot value in quotes: a backslash takes the next character literally."""
+    value = line.split("=", 1)[1].strip(" \t")
+    assert value[0] == '"' and value[-1] == '"', "the value is not quoted"
+    text, characters = "", iter(value[1:-1])
+    for character in characters:
+        text += next(characters, "") if character == "\\" else character
+    return text
+
+
+def parse_haproxy_words(line: str) -> list[str]:
+    """Split a HAProxy line into words: strong quotes, weak quotes and backslash escapes."""
+    words, word, quote, in_word = [], "", None, False
+    characters = iter(line)
+    for character in characters:
+        if quote == "'":
+            if character == "'":
+                quote = None
+            else:
+                word += character
+        elif character == "\\":
+            word += next(characters)
+            in_word = True
+        elif character in "'\"" and quote is None:
+            quote, in_word = character, True
+        elif character == '"' and quote == '"':
+            quote = None
+        elif character in " \t" and quote is None:
+            if in_word:
+                words.append(word)
+            word, in_word = "", False
+        elif character == "#" and quote is None:
+            break
+        else:
+            word += character
+            in_word = True
+    if in_word:
+        words.append(word)
+    return words
+
+
+def rejected(filter_function, value: str, unrepresentable) -> bool:
+    """Tell whether the filter raised, checking that the value really had no representation."""
+    try:
+        filter_function(value)
+    except ValueError:
+        assert unrepresentable(value), f"{filter_function.__name__} rejected {value!r}"
+        return True
+    return False
+
+
+def _breaks(value: str) -> bool:
+    return bool(LINE_BREAKS & set(value))
+
+
+def _padded(value: str) -> bool:
+    return _breaks(value) or value != value.strip()
+
+
+@given(ANY_TEXT)
+def test_passwd_field_round_trip(secret):
+    if rejected(render.passwd_file_field, secret, lambda value: _breaks(value) or ":" in value):
+        return
+    line = f"user@example.test:{render.passwd_file_field(secret)}::::::"
+    assert parse_passwd_field(line, 1) == secret
+
+
+@given(ANY_TEXT)
+def test_postfix_main_round_trip(secret):
+    if rejected(render.postfix_main_value, secret, _padded):
+        return
+    assert parse_postfix_main(f"smtp_sasl_password = {render.postfix_main_value(secret)}") == secret
+
+
+@given(ANY_TEXT, ANY_TEXT)
+def test_postfix_table_round_trip(key, secret):
+    key_rejected = rejected(
+        render.postfix_table_key, key,
+        lambda value: _breaks(value) or re.search(POSTFIX_SPACE, value) or value[0] == "#",
+    )
+    if key_rejected or rejected(render.postfix_table_value, secret, _padded):
+        return
+    line = f"{render.postfix_table_key(key)} {render.postfix_table_value(secret)}"
+    assert parse_postfix_table(line) == (key, secret)
+
+
+@given(ANY_TEXT)
+def test_dovecot_quoted_round_trip(secret):
+    if rejected(render.dovecot_quoted, secret, _breaks):
+        return
+    assert parse_dovecot_value(f"doveadm_password = {render.dovecot_quoted(secret)}") == secret
+
+
+@given(ANY_TEXT)
+def test_shell_word_round_trip(secret):
+    if rejected(render.shell_word, secret, lambda value: "\0" in value):
+        return
+    assert shlex.split(f"echo {render.shell_word(secret)} done") == ["echo", secret, "done"]
+
+
+@given(ANY_TEXT)
+def test_haproxy_word_round_trip(secret):
+    if rejected(render.haproxy_word, secret, _breaks):
+        return
+    line = f"    stats auth admin:{render.haproxy_word(secret)} # comment"
+    assert parse_haproxy_words(line) == ["stats", "auth", "admin:" + secret]
+
+
+@settings(max_examples=50)
+@given(PRINTABLE)
+def test_users_file_keeps_hash(secret):
+    users = [{"address": "alice@example.test", "password_hash": secret}]
+    try:
+        text = render.render("dovecot/etc/dovecot/users.j2", users=users)
+    except ValueError:
+        assert ":" in secret
+        return
+    line = text.splitlines()[-1]
+    assert parse_passwd_field(line, 0) == "alice@example.test"
+    assert parse_passwd_field(line, 1) == secret
+
+
+def _render_or_reject(template: str, **values) -> str | None:
+    try:
+        return render.render(template, **values)
+    except ValueError:
+        return None
+
+
+MAIN_CF = {
+    "myhostname": "mx1.example.test", "inet_protocols": "ipv4", "mail_domains": ["example.test"],
+    "virtual_transport": "lmtp:inet:[10.0.0.31]:24", "recipient_delimiter": "+",
+    "message_size_limit": 1024,
+}
+
+
+@pytest.mark.xfail(strict=False, reason="main.cf.j2 writes values with the `postfix` filter,"
+                   " which leaves '$' unescaped: use `postfix_main`")
+@settings(max_examples=50)
+@given(PRINTABLE)
+def test_main_cf_keeps_hostname(value):
+    text = _render_or_reject("postfix/etc/postfix/main.cf.j2", **{**MAIN_CF, "myhostname": value})
+    if text is None:
+        return
+    line = next(line for line in text.splitlines() if line.startswith("myhostname ="))
+    assert parse_postfix_main(line) == value
+
+
+@pytest.mark.xfail(strict=False, reason="virtual_aliases.j2 writes keys and values with the"
+                   " `postfix` filter, which allows whitespace inside a key: use"
+                   " `postfix_table_key` and `postfix_table_value`")
+@settings(max_examples=50)
+@given(PRINTABLE, PRINTABLE)
+def test_alias_table_keeps_entries(alias, target):
+    text = _render_or_reject("postfix/etc/postfix/virtual_aliases.j2", aliases=[(alias, target)])
+    if text is None:
+        return
+    assert parse_postfix_table(text.splitlines()[-1]) == (alias, target)
+
+
+DOVECOT_CONF = {
+    "postmaster": "alice@example.test", "hostname": "mbox1.example.test",
+    "tls_certificate": "/etc/dovecot/tls/mail.crt", "tls_key": "/etc/dovecot/tls/mail.key",
+    "haproxy_trusted_networks": ["10.0.0.11"], "vmail_uid": 5000, "recipient_delimiter": "+",
+    "lmtp_address": "10.0.0.31", "default_scheme": "ARGON2ID", "users_file": "/etc/dovecot/users",
+    "mail_root": "/var/vmail",
+}
+
+
+@pytest.mark.xfail(strict=False, reason="dovecot.conf.j2 writes postmaster_address unquoted:"
+                   " use `dovecot_quoted`")
+@settings(max_examples=50)
+@given(PRINTABLE)
+def test_dovecot_conf_keeps_postmaster(value):
+    text = _render_or_reject(
+        "dovecot/etc/dovecot/dovecot.conf.j2", **{**DOVECOT_CONF, "postmaster": value}
+    )
+    if text is None:
+        return
+    line = next(line for line in text.splitlines() if line.startswith("postmaster_address"))
+    assert parse_dovecot_value(line) == value
+
+
+@pytest.mark.xfail(strict=False, reason="haproxy.cfg.j2 writes server names and check lines"
+                   " unquoted: use `haproxy_word`")
+@settings(max_examples=50)
+@given(PRINTABLE)
+def test_haproxy_cfg_keeps_server_name(name):
+    service = {
+        "name": "smtp", "port": 25, "timeout": "5m", "balance": "leastconn", "check": [],
+        "server_options": "", "servers": [{"name": name, "address": "10.0.0.21"}],
+    }
+    text = _render_or_reject(
+        "haproxy/etc/haproxy/haproxy.cfg.j2", services=[service], max_connections=10,
+        check_interval="3s", check_fall=2, check_rise=2,
+    )
+    if text is None:
+        return
+    line = next(line for line in text.splitlines() if line.strip().startswith("server "))
+    assert parse_haproxy_words(line)[1] == name
+
+
+@pytest.mark.xfail(strict=False, raises=TemplateNotFound, reason="templates/postfix/etc/postfix/"
+                   "sasl_passwd.j2 (relay host credentials) does not exist yet: write each line"
+                   " as `{{ relayhost | postfix_table_key }} {{ credentials |"
+                   " postfix_table_value }}`")
+@settings(max_examples=20)
+@given(PRINTABLE)
+def test_relay_credentials_keep_secret(secret):
+    text = _render_or_reject(
+        "postfix/etc/postfix/sasl_passwd.j2", relayhost="[relay.example.test]:587",
+        credentials=f"user:{secret}",
+    )
+    if text is None:
+        return
+    assert parse_postfix_table(text.splitlines()[-1]) == ("[relay.example.test]:587",
+                                                          f"user:{secret}")
