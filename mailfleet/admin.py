@@ -30,7 +30,7 @@ SUMMARY_USERS = 12
 
 
 class AdminError(Exception):
-    """A data command cannot go on; the message says why and what to do."""
+    """A data command failed; the message gives the reason and the fix."""
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_user.add_argument("address", help="the new user's address, in a hosted domain")
     add_user.add_argument("--data", default="group_data/all.py",
-                          help="the group data file that holds mail_users (default: %(default)s)")
+                          help="the group data file with mail_users (default: %(default)s)")
     add_user.add_argument("--scheme", choices=sorted(SCHEMES), default=DEFAULT_SCHEME,
                           help=f"the Dovecot password scheme (default: {DEFAULT_SCHEME})")
     add_user.set_defaults(run=run_add_user)

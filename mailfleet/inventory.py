@@ -55,7 +55,7 @@ class ClusterDataError(ValueError):
 
 @dataclass
 class DataSources:
-    """Where values come from: the inventory file and each group's group_data file."""
+    """The files that values come from: the inventory file and each group's group_data file."""
 
     inventory_file: str = "the inventory file"
     group_files: dict[str, Path] = field(default_factory=dict)
@@ -214,14 +214,14 @@ class _Reader:
         for group in sorted(set(self.inventory.groups) | set(self.sources.group_files)):
             if group in ROLE_GROUPS or group in {"all", self.file_group} or group[0] == "@":
                 continue
-            wanted = GROUP_TYPOS.get(group.lower()) or next(
+            expected = GROUP_TYPOS.get(group.lower()) or next(
                 iter(difflib.get_close_matches(group.lower(), list(ROLE_GROUPS), n=1)), None
             )
-            if wanted:
+            if expected:
                 where = self.sources.group_files.get(group)
                 source = display_path(where) if where else self.sources.inventory_file
                 self.problems.append(f"{source}: group {group!r} is not a role group: rename"
-                                     f" it to {wanted!r}")
+                                     f" it to {expected!r}")
 
     def check_keys(self) -> None:
         allowed = known_keys()

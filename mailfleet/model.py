@@ -1,7 +1,7 @@
 """The validated description of a mail cluster: nodes and their roles, domains, users, policies.
 
 Every value of the inventory and of group_data is parsed into these models before any host is
-touched; roles read the models, never raw host data. Checks that span several fields report
+touched. Roles read the models, never raw host data. Checks that span several fields report
 each problem with the path of the field to fix (see `Problem`).
 """
 
@@ -50,7 +50,7 @@ WIDEST_RELAY_PREFIX = 8
 
 
 class Problem(NamedTuple):
-    """One failed check: the path of the field to fix and a message that says how."""
+    """One failed check: the path of the field to fix and a message with the fix."""
 
     location: tuple[str | int, ...]
     message: str
@@ -253,7 +253,7 @@ class Cluster(Strict):
         return self
 
     def _address_problems(self) -> list[Problem]:
-        """Each address is unique across users, user aliases and forwarding aliases."""
+        """Check that each address is unique across users, user aliases and forwarding aliases."""
         problems = []
         owners: dict[str, tuple[str | int, ...]] = {}
         for location, address in self._addresses():
@@ -301,7 +301,7 @@ class Cluster(Strict):
         return problems
 
     def _limit_problems(self) -> list[Problem]:
-        """A quota smaller than the message size limit would accept mail it can never store."""
+        """Reject quotas below the message size limit, which accept mail they can never store."""
         problems = []
         for index, user in enumerate(self.mail_users):
             if user.quota is not None and user.quota < self.message_size_limit:

@@ -15,7 +15,7 @@ SCHEMES = {
 }
 DEFAULT_SCHEME = "ARGON2ID"
 
-# How a bare crypt(3)-style hash starts -> the Dovecot scheme that verifies it.
+# Prefix of a bare crypt(3)-style hash -> the Dovecot scheme that verifies it.
 BARE_PREFIXES = {
     "$argon2id$": "ARGON2ID",
     "$2b$": "BLF-CRYPT",
@@ -24,7 +24,7 @@ BARE_PREFIXES = {
     "$6$": "SHA512-CRYPT",
 }
 
-# Schemes Dovecot knows but this project rejects, with the reason given to the user.
+# Schemes Dovecot supports but this project rejects, with the reason given to the user.
 REJECTED_SCHEMES = {
     "PLAIN": "stores the password in clear text",
     "CLEARTEXT": "stores the password in clear text",
