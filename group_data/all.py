@@ -35,3 +35,21 @@ recipient_delimiter = "+"
 
 # Root of the maildirs on the mailbox hosts (clause 2.2.3).
 mail_root = "/var/vmail"
+
+# Clauses of the standard that these settings serve: clause id -> {data key: what it does}.
+# `mailfleet report` reads it; pyinfra drops group data names that start with "__".
+__clauses__ = {
+    "2.1": {
+        "mail_domains": "the hosted domains: every mailbox address is user@domain in one of them",
+        "mail_users": "each address is listed once; the cluster model rejects duplicates",
+    },
+    "2.2.1": {
+        "mail_users": "one fixed account per customer, with the hash of its initial password",
+    },
+    "2.2.3": {
+        "mail_root": "the folder on the mailbox hosts where mail is stored",
+    },
+    "5.1.5": {
+        "mail_users": "password_hash takes hashes only; the cluster model rejects plaintext",
+    },
+}

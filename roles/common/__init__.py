@@ -12,6 +12,17 @@ from mailfleet.render import render
 
 USERS_FILE = "/etc/dovecot/users"
 
+# Clauses of the standard that these shared steps serve: clause id -> {"file: key" on the MX
+# and mailbox hosts: what that setting does for the clause}. `mailfleet report` reads it.
+CLAUSES = {
+    "2.2.1": {
+        "/etc/dovecot/users: address": "one line per account, with its password hash",
+    },
+    "5.1.5": {
+        "/etc/dovecot/users: password field": "passwords are stored as hashes only",
+        "/etc/dovecot/users: mode 0640": "the hashes are readable by root and Dovecot only",
+    },
+}
 
 def put_rendered(name: str, template: str, dest: str, mode: str = "644", group: str = "root",
                  **values: object):

@@ -44,6 +44,20 @@ SERVICES = (
     Service("pop3s", 995, "mailstore", server_options=TLS_CHECK_OPTIONS),
 )
 
+# Clauses of the standard this role serves: clause id -> {"file: key" on the load balancer: what
+# that setting does for the clause}. `mailfleet report` lists them beside each clause's tests.
+CLAUSES = {
+    "5.1.6": {
+        "/etc/haproxy/haproxy.cfg: balance": "spreads connections over the hosts of a role",
+        "/etc/haproxy/haproxy.cfg: check": "health checks take a failed backend out of service",
+        "/etc/haproxy/haproxy.cfg: send-proxy-v2": "backends see the client's address",
+    },
+    "5.1.7": {
+        "/etc/haproxy/haproxy.cfg: frontend": (
+            "one frontend per mail port: SMTP 25, 587, 465, IMAP 143, 993 and POP3 110, 995"
+        ),
+    },
+}
 
 def haproxy_services(cluster: Cluster, node: Node) -> list[dict]:
     """Return the frontends and backends of haproxy.cfg, each with its servers and checks."""

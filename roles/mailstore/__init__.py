@@ -23,6 +23,35 @@ DOVECOT_CONFIG = "/etc/dovecot/dovecot.conf"
 TLS_FOLDER = "/etc/dovecot/tls"
 TLS_FILES = (f"{TLS_FOLDER}/mail.crt", f"{TLS_FOLDER}/mail.key")
 
+# Clauses of the standard this role serves: clause id -> {"file: key" on the mailbox host: what
+# that setting does for the clause}. `mailfleet report` lists them beside each clause's tests.
+CLAUSES = {
+    "2.2.2": {
+        "/etc/dovecot/dovecot.conf: protocols": "IMAP and POP3 to read mail, LMTP to deliver it",
+    },
+    "2.2.3": {
+        "/etc/dovecot/dovecot.conf: mail_location": "a maildir per user on the mailbox host",
+    },
+    "3.2": {
+        "/etc/dovecot/dovecot.conf: ssl": "TLS is required on every client port",
+        "/etc/dovecot/dovecot.conf: ssl_min_protocol": "TLS 1.2 or later",
+        "/etc/dovecot/tls/mail.key: mode 0600": "the TLS private key is readable by root only",
+        "/var/vmail: mode 0700": "the mail root (mail_root) is readable by the vmail account only",
+    },
+    "5.1.5": {
+        "/etc/dovecot/dovecot.conf: disable_plaintext_auth": "no login before TLS",
+        "/etc/dovecot/dovecot.conf: passdb": "logins are checked against a file of password hashes",
+    },
+    "5.1.6": {
+        "/etc/dovecot/dovecot.conf: haproxy_trusted_networks": (
+            "the PROXY header, with the client's address, is accepted from the load balancers only"
+        ),
+    },
+    "5.1.7": {
+        "/etc/dovecot/dovecot.conf: service pop3-login": "POP3 on 110, and with TLS on 995",
+        "/etc/dovecot/dovecot.conf: service imap-login": "IMAP on 143, and with TLS on 993",
+    },
+}
 
 @deploy("Mailbox store")
 def mailstore(cluster: Cluster, node: Node):

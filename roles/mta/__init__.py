@@ -22,6 +22,44 @@ SUBMISSION_LISTENERS = (
     {"name": "submissions", "port": 465, "wrappermode": True},
 )
 
+# Clauses of the standard this role serves: clause id -> {"file: key" on the MX host: what
+# that setting does for the clause}. `mailfleet report` lists them beside each clause's tests.
+CLAUSES = {
+    "2.1": {
+        "/etc/postfix/main.cf: virtual_mailbox_maps": "only the listed addresses have a mailbox",
+        "/etc/postfix/main.cf: smtpd_recipient_restrictions": (
+            "reject_unlisted_recipient rejects mail to any other address of a hosted domain"
+        ),
+    },
+    "2.2.2": {
+        "/etc/postfix/main.cf: virtual_mailbox_domains": "receives mail for the hosted domains",
+        "/etc/postfix/main.cf: virtual_transport": "delivers it over LMTP to the mailbox host",
+        "/etc/postfix/master.cf: smtpd_sasl_auth_enable": "users log in to send on 587 and 465",
+    },
+    "3.2": {
+        "/etc/postfix/main.cf: smtpd_tls_security_level": "TLS offered on port 25",
+        "/etc/postfix/main.cf: smtpd_tls_protocols": "TLS 1.2 or later",
+        "/etc/postfix/tls/mail.key: mode 0600": "the TLS private key is readable by root only",
+    },
+    "5.1.5": {
+        "/etc/postfix/main.cf: smtpd_sasl_auth_enable": "no AUTH on port 25",
+        "/etc/postfix/main.cf: smtpd_tls_auth_only": "AUTH is offered only after TLS",
+        "/etc/postfix/master.cf: smtpd_tls_security_level": "STARTTLS is required on 587",
+        "/etc/postfix/main.cf: smtpd_sasl_type": "Dovecot checks logins against password hashes",
+        "/etc/postfix/main.cf: smtpd_relay_restrictions": "relaying only after login",
+        "/etc/postfix/main.cf: maillog_file": "Postfix logs to a file of its own",
+    },
+    "5.1.6": {
+        "/etc/postfix/main.cf: postscreen_upstream_proxy_protocol": (
+            "port 25 takes the client address from the load balancer's PROXY header"
+        ),
+        "/etc/postfix/master.cf: smtpd_upstream_proxy_protocol": "so do ports 587 and 465",
+    },
+    "5.1.7": {
+        "/etc/postfix/master.cf: postscreen": "SMTP on port 25",
+        "/etc/postfix/master.cf: smtpd_tls_wrappermode": "submission with implicit TLS on 465",
+    },
+}
 
 def virtual_aliases(cluster: Cluster) -> list[tuple[str, str]]:
     """Send postmaster@ and abuse@ of every hosted domain to the postmaster's mailbox."""
