@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
-from mailfleet import admin, harness
+from mailfleet import admin, harness, report
 from mailfleet.containers import HarnessError
 
 DEFAULT_INVENTORY = "inventories/local.py"
@@ -35,8 +36,37 @@ def build_parser() -> argparse.ArgumentParser:
     down = commands.add_parser("down", help="remove the cluster's containers and network")
     down.set_defaults(run=lambda arguments: harness.down())
 
+    compliance = commands.add_parser(
+        "report",
+        help="write the compliance report (Markdown, JSON, HTML): each clause of the standard,"
+        " the settings that serve it and the tests of the last run that proved it",
+    )
+    compliance.add_argument(
+        "--junit", type=Path, default=Path("reports/junit.xml"),
+        help="pytest's JUnit XML of the last run (default: %(default)s)",
+    )
+    compliance.add_argument(
+        "--inventory",
+        help="inventory whose hosts the report names (default: the one the tests ran against)",
+    )
+    compliance.add_argument(
+        "--out", type=Path, default=Path("reports"),
+        help="folder to write compliance.md, compliance.json and compliance.html to"
+        " (default: %(default)s)",
+    )
+    compliance.set_defaults(run=write_report)
+
     admin.register(commands)
     return parser
+
+
+def write_report(arguments: argparse.Namespace) -> int:
+    try:
+        report.generate(arguments.junit, arguments.inventory, arguments.out)
+    except report.ReportError as error:
+        print(f"mailfleet: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

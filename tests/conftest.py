@@ -66,3 +66,18 @@ def deployed(pytestconfig: pytest.Config, cluster: Cluster, inventory_path: str)
         harness.deploy(inventory_path)
         harness.wait_for_backends(cluster)
     return cluster
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Record in the JUnit XML which clauses each test proves, and whether it ran live.
+
+    `mailfleet report` reads these per-test properties: "clause" once per id of the test's
+    clause markers, "proof" ("live" for tests under tests/infra and tests/scenarios, which run
+    against deployed hosts, "unit" otherwise) and, for live tests, the "inventory".
+    """
+    for marker in item.iter_markers("clause"):
+        item.user_properties.extend(("clause", clause_id) for clause_id in marker.args)
+    live = Path(item.fspath).parent.name in CLUSTER_FOLDERS
+    item.user_properties.append(("proof", "live" if live else "unit"))
+    if live:
+        item.user_properties.append(("inventory", inventory_option(item.config)))
