@@ -5,7 +5,7 @@ A role package declares the clauses it serves in a module-level dict in its `__i
     CLAUSES = {"5.1.5": {"/etc/postfix/main.cf: smtpd_tls_auth_only": "AUTH only after TLS"}}
 
 that is, clause id -> {host-side setting, as "file: key": what it does for the clause}. A group
-data file does the same with `__clauses__`, keyed by its data keys; pyinfra drops names that
+data file does the same with `__clauses__`, keyed by its data keys. pyinfra drops names that
 start with "__" from group data, so the dict never becomes host data. Both are read from the
 source with `ast.literal_eval`, without importing the role (which needs pyinfra's deploy
 state) or running the data file, so each must be a plain literal.
@@ -58,7 +58,7 @@ class Setting:
     """A setting that serves a clause, as its source declares it."""
 
     clause: str
-    # Where the declaration lives: "roles/mta" or "group_data/all.py".
+    # The declaring role package or data file: "roles/mta" or "group_data/all.py".
     source: str
     # The setting: "file: key" on the host, or a data key for group data.
     setting: str

@@ -31,7 +31,7 @@ REPORT_NAME = "compliance"
 # JUnit classname prefixes of tests that run against live hosts, for XML without properties.
 LIVE_PREFIXES = ("tests.infra.", "tests.scenarios.")
 FAILED = ("failed", "error")
-# Longest failure message kept per test: its first line, cut to this many characters.
+# Maximum length of the failure message kept per test, which is its first line.
 MESSAGE_LIMIT = 300
 # Role packages whose steps run on hosts of other roles. NOTE: keep in step with deploy.py;
 # any other source that is not named after a role (group data) applies to every host.
@@ -160,7 +160,7 @@ def hosts_of(source: str, cluster: Cluster | None) -> list[str]:
     return [node.name for node in cluster.nodes]
 
 
-def test_entry(test: TestResult) -> dict:
+def result_entry(test: TestResult) -> dict:
     return {
         "test": test.label,
         "outcome": test.outcome,
@@ -192,7 +192,7 @@ def clause_entry(
             }
             for setting in settings
         ],
-        "tests": [test_entry(test) for test in tests],
+        "tests": [result_entry(test) for test in tests],
     }
 
 

@@ -19,7 +19,7 @@ CLAUSES = {
         "/etc/dovecot/users: address": "one line per account, with its password hash",
     },
     "5.1.5": {
-        "/etc/dovecot/users: password field": "passwords are stored as hashes only",
+        "/etc/dovecot/users: password": "passwords are stored as hashes only",
         "/etc/dovecot/users: mode 0640": "the hashes are readable by root and Dovecot only",
     },
 }
