@@ -36,6 +36,22 @@ recipient_delimiter = "+"
 # Root of the maildirs on the mailbox hosts (clause 2.2.3).
 mail_root = "/var/vmail"
 
+# Client networks that may send through port 25 without logging in, besides loopback; empty
+# means only authenticated users relay (clause 3.2).
+relay_networks = []
+
+# Oldest TLS version any service accepts (clause 3.2).
+tls_min_protocol = "TLSv1.2"
+
+# Login bans, firewall, TLS ciphers and log retention (clauses 3.2, 5.1.5). Keys left out keep
+# their defaults; mailfleet/security.py lists every key with its default and range.
+security = {
+    "ban_max_failures": 10,
+    "ban_seconds": 3600,
+    "admin_networks": ["0.0.0.0/0"],
+    "log_retention_days": 180,
+}
+
 # Clauses of the standard that these settings serve: clause id -> {data key: what it does}.
 # `mailfleet report` reads it; pyinfra drops group data names that start with "__".
 __clauses__ = {
@@ -49,7 +65,13 @@ __clauses__ = {
     "2.2.3": {
         "mail_root": "the folder on the mailbox hosts where mail is stored",
     },
+    "3.2": {
+        "relay_networks": "no open relay: only these networks and logged-in users may relay",
+        "tls_min_protocol": "TLS 1.0 and 1.1 are refused on every mail port",
+        "security": "ciphers, firewall and SSH networks (tls_ciphers, admin_networks)",
+    },
     "5.1.5": {
         "mail_users": "password_hash takes hashes only; the cluster model rejects plaintext",
+        "security": "failed-login bans and account locks; log_retention_days of kept logs",
     },
 }

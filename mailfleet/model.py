@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mailfleet.passwords import normalise_hash
+from mailfleet.security import SecurityPolicy
 
 Role = Literal["loadbalancer", "mta", "mailstore"]
 
@@ -187,8 +188,11 @@ class Cluster(Strict):
     # Addresses allowed to send a PROXY protocol header. When set, it must list exactly the
     # load balancers, so a changed inventory cannot silently trust another host.
     proxy_protocol_peers: list[ipaddress.IPv4Address] | None = None
-    # True lets a role group have a single host (test clusters). Missing: see _check_redundancy.
-    allow_single_host_groups: bool | None = None
+    # True lets a role group have a single host (test clusters); otherwise every role group
+    # needs two hosts, so that no single host's failure stops a service.
+    allow_single_host_groups: bool = False
+    # TLS ciphers, login throttling, firewall and log retention.
+    security: SecurityPolicy = SecurityPolicy()
     nodes: list[Node] = Field(min_length=1)
 
     @field_validator("mail_domains")
@@ -362,13 +366,11 @@ class Cluster(Strict):
             if count == 0:
                 problems.append(Problem(("nodes",), f"no host has the role {role}: add one to"
                                         f" the inventory group {group}"))
-            elif count == 1 and self.allow_single_host_groups is False:
+            elif count == 1 and not self.allow_single_host_groups:
                 problems.append(Problem(("nodes",), f"the group {group} has one host, so its"
                                         " service stops when that host does: add a second host,"
                                         " or set allow_single_host_groups = True for a test"
                                         " cluster"))
-        # TODO: treat a missing allow_single_host_groups like False once inventories/local.py
-        # sets it to True; until then only an explicit False enforces two hosts per group.
         return problems
 
     def _certificate_problems(self) -> list[Problem]:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from io import StringIO
 
-from pyinfra.operations import files, server
+from pyinfra.operations import apt, files, server, systemd
 
 from mailfleet.model import Cluster, Node
 from mailfleet.passwords import DEFAULT_SCHEME
 from mailfleet.render import render
+from roles.common.services import configuration_applied
 
 USERS_FILE = "/etc/dovecot/users"
+# Dovecot passwd-files of banned client addresses and locked accounts, written by fail2ban.
+BANNED_CLIENTS = "/etc/dovecot/banned-clients"
+LOCKED_ACCOUNTS = "/etc/dovecot/locked-accounts"
+DOVECOT_LOG = "/var/log/dovecot.log"
 
 # Clauses of the standard that these shared steps serve: clause id -> {"file: key" on the MX
 # and mailbox hosts: what that setting does for the clause}. `mailfleet report` reads it.
@@ -42,14 +47,22 @@ def passdb_values(cluster: Cluster) -> dict[str, object]:
     return {
         "default_scheme": DEFAULT_SCHEME,
         "users_file": USERS_FILE,
+        "banned_clients": BANNED_CLIENTS,
+        "locked_accounts": LOCKED_ACCOUNTS,
         "mail_root": cluster.mail_root,
+        "log_path": DOVECOT_LOG,
     }
 
 
 def virtual_users(cluster: Cluster):
     """Write the passwd-file of user hashes, readable by root and Dovecot only (clause 5.1.5)."""
     users = [
-        {"address": user.address, "password_hash": user.password_hash.get_secret_value()}
+        {
+            "address": user.address,
+            "password_hash": user.password_hash.get_secret_value(),
+            # A locked account keeps its mail and receives more, but every login fails.
+            "extra_fields": "nologin=y reason=Account_locked" if user.state == "locked" else "",
+        }
         for user in cluster.mail_users
     ]
     return put_rendered(
@@ -106,4 +119,82 @@ def vmail_account(mail_root: str) -> None:
         create_home=False,
         shell="/usr/sbin/nologin",
         system=True,
+    )
+
+
+def log_file(path: str, log_group: str) -> None:
+    """Create a daemon's log file readable by root and the log group only (clause 5.1.5)."""
+    files.file(
+        name=f"{path} is readable by root and {log_group} only",
+        path=path,
+        user="root",
+        group=log_group,
+        mode="640",
+    )
+
+
+def login_throttling(cluster: Cluster) -> None:
+    """Block client addresses and accounts with repeated failed logins, using fail2ban.
+
+    Dovecot's auth penalty slows each failed login first. Past the threshold, fail2ban writes
+    the client address, or the account, into a passwd-file that a deny passdb reads
+    (clause 5.1.5).
+    """
+    apt.packages(
+        name="fail2ban is installed, with journal support for its sshd jail",
+        packages=["fail2ban", "python3-systemd"],
+    )
+
+    for path in (BANNED_CLIENTS, LOCKED_ACCOUNTS):
+        files.file(
+            name=f"{path} exists for Dovecot's deny passdb",
+            path=path,
+            user="root",
+            group="dovecot",
+            mode="640",
+        )
+
+    fail2ban = "/etc/fail2ban"
+    put_rendered(
+        name="fail2ban recognises failed logins by client address",
+        template="fail2ban/etc/fail2ban/filter.d/mailfleet-auth.conf.j2",
+        dest=f"{fail2ban}/filter.d/mailfleet-auth.conf",
+    )
+    put_rendered(
+        name="fail2ban recognises failed logins by account",
+        template="fail2ban/etc/fail2ban/filter.d/mailfleet-account.conf.j2",
+        dest=f"{fail2ban}/filter.d/mailfleet-account.conf",
+    )
+    put_rendered(
+        name="fail2ban bans through Dovecot's deny passdb",
+        template="fail2ban/etc/fail2ban/action.d/mailfleet-deny.conf.j2",
+        dest=f"{fail2ban}/action.d/mailfleet-deny.conf",
+    )
+    put_rendered(
+        name="fail2ban watches Dovecot's log for repeated failed logins",
+        template="fail2ban/etc/fail2ban/jail.d/mailfleet.conf.j2",
+        dest=f"{fail2ban}/jail.d/mailfleet.conf",
+        dovecot_log=DOVECOT_LOG,
+        banned_clients=BANNED_CLIENTS,
+        locked_accounts=LOCKED_ACCOUNTS,
+        policy=cluster.security,
+    )
+
+    systemd.service(
+        name="fail2ban is running and starts at boot",
+        service="fail2ban",
+        running=True,
+        enabled=True,
+    )
+    configuration_applied(
+        name="fail2ban runs its current jails",
+        service="fail2ban",
+        paths=[
+            f"{fail2ban}/{folder}/mailfleet{suffix}.conf"
+            for folder, suffix in (
+                ("filter.d", "-auth"), ("filter.d", "-account"), ("action.d", "-deny"),
+                ("jail.d", ""),
+            )
+        ],
+        check="fail2ban-client --test > /dev/null",
     )

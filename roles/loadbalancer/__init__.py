@@ -77,9 +77,11 @@ def haproxy_services(cluster: Cluster, node: Node) -> list[dict]:
 @deploy("Load balancer")
 def loadbalancer(cluster: Cluster, node: Node):
     # haproxy.service reloads with /bin/kill, which comes from procps, not a dependency of haproxy.
+    # rsyslog writes HAProxy's connection log to /var/log/haproxy.log (Debian's haproxy package
+    # ships the rsyslog rule).
     apt.packages(
-        name="HAProxy is installed",
-        packages=["haproxy", "procps"],
+        name="HAProxy is installed, with rsyslog for its log file",
+        packages=["haproxy", "procps", "rsyslog"],
         update=True,
         cache_time=86400,
     )
@@ -100,6 +102,15 @@ def loadbalancer(cluster: Cluster, node: Node):
         service="haproxy",
         running=True,
         enabled=True,
+    )
+
+    put_rendered(
+        name="HAProxy's connection log is kept for the retention period",
+        template="logrotate/etc/logrotate.d/mailfleet.j2",
+        dest="/etc/logrotate.d/haproxy",
+        logs=[{"path": "/var/log/haproxy.log", "reopen": "/usr/lib/rsyslog/rsyslog-rotate"}],
+        retention_days=cluster.security.log_retention_days,
+        log_group=cluster.security.log_group,
     )
 
     configuration_applied(

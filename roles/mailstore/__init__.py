@@ -10,7 +10,10 @@ from pyinfra.operations import apt, files, systemd
 
 from mailfleet.model import Cluster, Node
 from roles.common import (
+    DOVECOT_LOG,
     VMAIL_UID,
+    log_file,
+    login_throttling,
     passdb_values,
     put_rendered,
     tls_files,
@@ -71,6 +74,7 @@ def mailstore(cluster: Cluster, node: Node):
         mode="700",
     )
 
+    log_file(DOVECOT_LOG, cluster.security.log_group)
     tls_files(node, TLS_FOLDER)
     # Dovecot re-reads the passwd-file when it changes: new users need no restart.
     virtual_users(cluster)
@@ -82,12 +86,18 @@ def mailstore(cluster: Cluster, node: Node):
         hostname=f"{node.name}.{cluster.mail_domains[0]}",
         tls_certificate=TLS_FILES[0],
         tls_key=TLS_FILES[1],
-        haproxy_trusted_networks=[str(lb.address) for lb in cluster.loadbalancers],
+        proxy_peers=[str(address) for address in cluster.proxy_peers],
+        tls_min_protocol=cluster.tls_min_protocol,
+        tls_ciphers=cluster.security.tls_ciphers,
+        trash_retention_days=cluster.trash_retention_days,
+        junk_retention_days=cluster.junk_retention_days,
         vmail_uid=VMAIL_UID,
         recipient_delimiter=cluster.recipient_delimiter,
         lmtp_address=str(node.address),
         **passdb_values(cluster),
     )
+
+    login_throttling(cluster)
 
     systemd.service(
         name="Dovecot is running and starts at boot",
@@ -101,4 +111,6 @@ def mailstore(cluster: Cluster, node: Node):
         service="dovecot",
         paths=[DOVECOT_CONFIG, *TLS_FILES],
         check="doveconf -n > /dev/null",
+        # A reload keeps Dovecot's sockets open: logins and Postfix's SASL never see it gone.
+        action="reload-or-restart",
     )

@@ -9,12 +9,24 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, systemd
 
 from mailfleet.model import Cluster, Node
-from roles.common import passdb_values, put_rendered, tls_files, virtual_users, vmail_account
+from roles.common import (
+    DOVECOT_LOG,
+    log_file,
+    login_throttling,
+    passdb_values,
+    put_rendered,
+    tls_files,
+    virtual_users,
+    vmail_account,
+)
 from roles.common.services import configuration_applied
 
 POSTFIX = "/etc/postfix"
+POSTFIX_LOG = "/var/log/postfix.log"
 TLS_FOLDER = f"{POSTFIX}/tls"
 TLS_FILES = (f"{TLS_FOLDER}/mail.crt", f"{TLS_FOLDER}/mail.key")
+# `postfix check` logs its reasons to the mail log only: show them when it fails.
+POSTFIX_CHECK = f"postfix check || {{ tail -n 5 {POSTFIX_LOG} >&2; false; }}"
 # Lookup tables that `postfix reload` picks up, unlike main.cf changes that need a restart.
 TABLES = ("virtual_mailboxes", "virtual_aliases", "postscreen_access.cidr")
 SUBMISSION_LISTENERS = (
@@ -61,15 +73,24 @@ CLAUSES = {
     },
 }
 
+
 def virtual_aliases(cluster: Cluster) -> list[tuple[str, str]]:
-    """Send postmaster@ and abuse@ of every hosted domain to the postmaster's mailbox."""
-    aliases = []
+    """Return (alias, targets) for users' aliases and forwarding aliases, and send postmaster@
+    and abuse@ of every hosted domain to the postmaster unless the data routes them already."""
+    aliases = {}
+    for user in cluster.mail_users:
+        for alias in user.aliases:
+            aliases[alias] = user.address
+    for alias, targets in cluster.mail_aliases.items():
+        aliases[alias] = ", ".join(targets)
+
+    mailboxes = {user.address for user in cluster.mail_users}
     for domain in cluster.mail_domains:
         for local_part in ("postmaster", "abuse"):
             alias = f"{local_part}@{domain}"
-            if alias != cluster.postmaster:
-                aliases.append((alias, cluster.postmaster))
-    return aliases
+            if alias not in aliases and alias not in mailboxes:
+                aliases[alias] = cluster.postmaster
+    return sorted(aliases.items())
 
 
 def virtual_transport(cluster: Cluster) -> str:
@@ -89,6 +110,10 @@ def postfix_files(cluster: Cluster, node: Node) -> None:
         virtual_transport=virtual_transport(cluster),
         recipient_delimiter=cluster.recipient_delimiter,
         message_size_limit=cluster.message_size_limit,
+        relay_networks=["127.0.0.0/8", *(str(network) for network in cluster.relay_networks)],
+        tls_min_protocol=cluster.tls_min_protocol,
+        tls_ciphers=cluster.security.tls_ciphers,
+        log_path=POSTFIX_LOG,
     )
     put_rendered(
         name="Postfix listens with postscreen on 25 and for submission on 587 and 465",
@@ -126,6 +151,8 @@ def mta(cluster: Cluster, node: Node):
     )
 
     vmail_account(cluster.mail_root)
+    log_file(POSTFIX_LOG, cluster.security.log_group)
+    log_file(DOVECOT_LOG, cluster.security.log_group)
     tls_files(node, TLS_FOLDER)
     postfix_files(cluster, node)
     # Dovecot re-reads the passwd-file when it changes: new users need no restart.
@@ -137,6 +164,8 @@ def mta(cluster: Cluster, node: Node):
         **passdb_values(cluster),
     )
 
+    login_throttling(cluster)
+
     for service in ("postfix", "dovecot"):
         systemd.service(
             name=f"{service} is running and starts at boot",
@@ -145,23 +174,27 @@ def mta(cluster: Cluster, node: Node):
             enabled=True,
         )
 
-    configuration_applied(
-        name="Postfix runs its current configuration and certificate",
-        service="postfix",
-        paths=[f"{POSTFIX}/main.cf", f"{POSTFIX}/master.cf", *TLS_FILES],
-        check="postfix check",
-    )
-    configuration_applied(
-        name="Postfix uses the current mailbox and alias tables",
-        service="postfix",
-        paths=[f"{POSTFIX}/{table}" for table in TABLES],
-        check="postfix check",
-        action="reload",
-        stamp_name="postfix-tables",
-    )
+    # Dovecot first: Postfix's submission ports fail, and Postfix throttles them for a minute,
+    # while Dovecot's auth socket is missing.
     configuration_applied(
         name="Dovecot runs its current configuration",
         service="dovecot",
         paths=["/etc/dovecot/dovecot.conf"],
         check="doveconf -n > /dev/null",
+        # A reload keeps Dovecot's sockets open: logins and Postfix's SASL never see it gone.
+        action="reload-or-restart",
+    )
+    configuration_applied(
+        name="Postfix runs its current configuration and certificate",
+        service="postfix",
+        paths=[f"{POSTFIX}/main.cf", f"{POSTFIX}/master.cf", *TLS_FILES],
+        check=POSTFIX_CHECK,
+    )
+    configuration_applied(
+        name="Postfix uses the current mailbox and alias tables",
+        service="postfix",
+        paths=[f"{POSTFIX}/{table}" for table in TABLES],
+        check=POSTFIX_CHECK,
+        action="reload",
+        stamp_name="postfix-tables",
     )
