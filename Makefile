@@ -1,5 +1,6 @@
 # mailfleet: `make cluster` brings up, deploys and checks the container cluster;
-# `make test` runs every test against it. Both install what they need first.
+# `make test` runs every test against it. Both install what they need first, and need root:
+# they install Debian packages and run dockerd and debootstrap.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,18 +8,20 @@ BIN := $(VENV)/bin
 INVENTORY ?= inventories/local.py
 # Debian packages the harness needs on the machine that runs the containers.
 HOST_PACKAGES := docker.io debootstrap python3-venv
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: setup host-packages cluster deploy test unit down
 
 setup: host-packages $(BIN)/mailfleet
 
 host-packages:
-	@if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null \
-	    || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	@if [ "$$(id -u)" -ne 0 ]; then \
+	    echo "mailfleet: run as root (sudo make ...): the harness installs packages and runs dockerd"; \
+	    exit 1; \
+	fi
+	@if ! dpkg -s $(HOST_PACKAGES) >/dev/null 2>&1; then \
 	    echo "mailfleet: installing $(HOST_PACKAGES)"; \
-	    $(SUDO) apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(HOST_PACKAGES) >/dev/null; \
+	    apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(HOST_PACKAGES) >/dev/null; \
 	fi
 
 $(BIN)/mailfleet: pyproject.toml
@@ -45,5 +48,5 @@ test: setup
 unit: setup
 	$(BIN)/pytest tests/unit
 
-down: setup
+down: $(BIN)/mailfleet
 	$(BIN)/mailfleet down

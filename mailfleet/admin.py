@@ -271,7 +271,6 @@ def _policy_lines(cluster: Cluster) -> list[str]:
     redundancy = {
         True: "one host per role group allowed (allow_single_host_groups = True)",
         False: "at least two hosts per role group",
-        None: "not enforced: allow_single_host_groups is not set",
     }[cluster.allow_single_host_groups]
     policies = {
         "postmaster": cluster.postmaster,

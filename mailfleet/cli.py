@@ -19,22 +19,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start the container cluster (build the image if missing)")
     up.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
-    up.set_defaults(run=lambda arguments: harness.up(arguments.inventory))
+    up.set_defaults(run=lambda arguments: harness.up(arguments.inventory) and 0, locked=True)
 
     deploy = commands.add_parser(
         "deploy", help="start the container cluster if needed, then run the pyinfra deploy"
     )
     deploy.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
-    deploy.set_defaults(run=lambda arguments: harness.up_and_deploy(arguments.inventory))
+    deploy.set_defaults(
+        run=lambda arguments: harness.up_and_deploy(arguments.inventory), locked=True
+    )
 
     cluster = commands.add_parser(
         "cluster", help="start and deploy the container cluster, then send and read a test message"
     )
     cluster.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
-    cluster.set_defaults(run=lambda arguments: harness.cluster(arguments.inventory))
+    cluster.set_defaults(run=lambda arguments: harness.cluster(arguments.inventory), locked=True)
 
     down = commands.add_parser("down", help="remove the cluster's containers and network")
-    down.set_defaults(run=lambda arguments: harness.down())
+    down.set_defaults(run=lambda arguments: harness.down(), locked=True)
 
     compliance = commands.add_parser(
         "report",
@@ -73,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="mailfleet: %(message)s")
     arguments = build_parser().parse_args(argv)
     try:
+        if getattr(arguments, "locked", False):
+            with harness.exclusive():
+                return arguments.run(arguments) or 0
         return arguments.run(arguments) or 0
     except HarnessError as error:
         print(f"mailfleet: {error}", file=sys.stderr)

@@ -184,7 +184,7 @@ def start_node(spec: NodeSpec, apt_cache: Path) -> None:
     node_cache = apt_cache / spec.name
     node_cache.mkdir(parents=True, exist_ok=True)
     arguments = spec.run_arguments()
-    arguments[1:1] = ["--volume", f"{node_cache}:/var/cache/apt/archives"]
+    arguments[2:2] = ["--volume", f"{node_cache}:/var/cache/apt/archives"]
     docker(*arguments)
 
 
@@ -193,10 +193,18 @@ def wait_until_booted(container: str, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     status = ""
     while time.monotonic() < deadline:
-        status = docker(
-            "exec", container, "systemctl", "is-system-running", check=False
+        # is-system-running exits non-zero when degraded, so its output decides, not its status.
+        result = subprocess.run(
+            ["docker", "exec", container, "systemctl", "is-system-running"],
+            capture_output=True, text=True, check=False,
         )
-        if status in ("running", "degraded"):
+        status = result.stdout.strip()
+        if status == "running":
+            return
+        if status == "degraded":
+            failed = docker("exec", container, "systemctl", "--failed", "--plain", "--no-legend",
+                            check=False)
+            log.warning("%s booted with failed units: %s", container, failed or "unknown")
             return
         time.sleep(1)
     raise HarnessError(f"{container} did not finish booting within {timeout:.0f} s: {status!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -20,6 +22,22 @@ log = logging.getLogger("mailfleet")
 PROBE = Path(__file__).resolve().parent / "probe.py"
 PROBE_IN_CLIENT = "/usr/local/bin/mailfleet-probe"
 APT_CACHE = containers.CACHE_DIR / "apt"
+
+
+@contextlib.contextmanager
+def exclusive():
+    """Hold the container cluster's lock, so that two commands never start or deploy it at once."""
+    localsite.STATE.mkdir(parents=True, exist_ok=True)
+    lock_path = localsite.STATE / "harness.lock"
+    with lock_path.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HarnessError(
+                f"another mailfleet command is using the container cluster ({lock_path}): "
+                "wait until it ends, then run this again"
+            ) from None
+        yield
 
 
 def node_specs(cluster: Cluster) -> list[NodeSpec]:
@@ -42,15 +60,19 @@ def node_specs(cluster: Cluster) -> list[NodeSpec]:
     return specs
 
 
-def client_spec(cluster: Cluster) -> NodeSpec:
-    return NodeSpec(
-        name=localsite.CLIENT_NAME,
-        address=localsite.CLIENT_ADDRESS,
-        hostname=f"{localsite.CLIENT_NAME}.invalid",
-        network=localsite.NETWORK,
-        labels={"mailfleet.client": "1"},
-        extra_hosts={cluster.mail_hostname: str(cluster.loadbalancers[0].address)},
-    )
+def client_specs(cluster: Cluster) -> list[NodeSpec]:
+    """Return the test clients' containers, which reach the cluster by its service name."""
+    return [
+        NodeSpec(
+            name=name,
+            address=address,
+            hostname=f"{name}.invalid",
+            network=localsite.NETWORK,
+            labels={"mailfleet.client": "1"},
+            extra_hosts={cluster.mail_hostname: str(cluster.loadbalancers[0].address)},
+        )
+        for name, address in localsite.CLIENTS.items()
+    ]
 
 
 def up(inventory: str) -> Cluster:
@@ -60,17 +82,18 @@ def up(inventory: str) -> Cluster:
     containers.build_base_image()
     containers.ensure_network(localsite.NETWORK, localsite.SUBNET)
 
-    specs = [*node_specs(cluster), client_spec(cluster)]
+    clients = client_specs(cluster)
+    specs = [*node_specs(cluster), *clients]
     log.info("starting %d containers: %s", len(specs), ", ".join(spec.name for spec in specs))
     for spec in specs:
         containers.start_node(spec, APT_CACHE)
     for spec in specs:
         containers.wait_until_booted(spec.container)
 
-    client = client_spec(cluster).container
-    containers.docker("cp", str(PROBE), f"{client}:{PROBE_IN_CLIENT}")
     ca_certificate = localsite.STATE / "tls" / "ca.crt"
-    containers.docker("cp", str(ca_certificate), f"{client}:/etc/mailfleet-ca.crt")
+    for client in clients:
+        containers.docker("cp", str(PROBE), f"{client.container}:{PROBE_IN_CLIENT}")
+        containers.docker("cp", str(ca_certificate), f"{client.container}:/etc/mailfleet-ca.crt")
     return cluster
 
 
@@ -100,12 +123,12 @@ def up_and_deploy(inventory: str) -> int:
     return deploy(inventory)
 
 
-def probe(action: str, **request: object) -> dict:
-    """Run the mail probe in the client container and return its JSON report.
+def probe(action: str, client: str = localsite.CLIENT_NAME, **request: object) -> dict:
+    """Run the mail probe in a client container and return its JSON report.
 
     The request, passwords included, travels on stdin, never on a command line.
     """
-    container = f"mailfleet-{localsite.CLIENT_NAME}"
+    container = f"mailfleet-{client}"
     result = subprocess.run(
         ["docker", "exec", "-i", container, "python3", PROBE_IN_CLIENT],
         input=json.dumps({"action": action, **request}),
@@ -117,14 +140,36 @@ def probe(action: str, **request: object) -> dict:
     return json.loads(result.stdout)
 
 
+def run_on_node(inventory_name: str, *command: str) -> subprocess.CompletedProcess:
+    """Run a command in a node's container, for test set-up and clean-up."""
+    container = inventory_name.removeprefix("@docker/")
+    return subprocess.run(
+        ["docker", "exec", container, *command], capture_output=True, text=True, check=False
+    )
+
+
+def wait_until(condition, timeout: float, interval: float = 1) -> bool:
+    """Call condition() until it returns true or the timeout passes; return its last result."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+
+
 def credentials(cluster: Cluster) -> dict[str, str]:
     """Return address -> test password for the users of the container cluster."""
     entries = read_test_passwords(localsite.TEST_PASSWORD_STORE)
     return {user.address: entries[user.address]["password"] for user in cluster.mail_users}
 
 
-def wait_for_backends(cluster: Cluster, timeout: float = 60) -> None:
-    """Wait until every port of the load balancer reaches a backend."""
+def wait_for_backends(cluster: Cluster, timeout: float = 150) -> None:
+    """Wait until every port of the load balancer reaches a backend.
+
+    The timeout covers Postfix's one-minute throttle of a listener whose process failed.
+    """
     deadline = time.monotonic() + timeout
     report: dict = {}
     while time.monotonic() < deadline:

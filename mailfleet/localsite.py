@@ -11,9 +11,11 @@ PROJECT = Path(__file__).resolve().parent.parent
 STATE = PROJECT / ".state" / "local"
 NETWORK = "mailfleet"
 SUBNET = "172.30.77.0/24"
-# A container outside the cluster that tests send and read mail from, as a real client would.
-CLIENT_NAME = "client"
-CLIENT_ADDRESS = "172.30.77.100"
+# Containers outside the cluster that tests send and read mail from, as real clients would:
+# name -> address. The first is the default; the second shows that a ban of one client
+# address leaves other clients alone.
+CLIENTS = {"client": "172.30.77.100", "client2": "172.30.77.101"}
+CLIENT_NAME, CLIENT_ADDRESS = next(iter(CLIENTS.items()))
 TEST_PASSWORD_STORE = STATE / "test-passwords.json"
 
 
@@ -30,5 +32,9 @@ def container_host(name: str, address: str, domain: str, mail_hostname: str) -> 
             "tls_certificate": str(certificate),
             "tls_key": str(key),
             "test_password_store": str(TEST_PASSWORD_STORE),
+            # One host per role is enough for the test cluster.
+            "allow_single_host_groups": True,
+            # Few failures before a ban, so the brute-force test stays short.
+            "security": {"ban_max_failures": 5, "ban_seconds": 600},
         },
     )

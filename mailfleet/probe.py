@@ -105,6 +105,101 @@ def smtp_login(request: dict) -> dict:
         return {"code": code, "text": text.decode(errors="replace")}
 
 
+# Port -> the plaintext protocol that negotiates STARTTLS on it, or None for implicit TLS.
+STARTTLS = {
+    25: "smtp", 587: "smtp", 465: None, 143: "imap", 993: None, 110: "pop3", 995: None,
+}
+TLS_VERSIONS = {
+    "TLSv1": ssl.TLSVersion.TLSv1,
+    "TLSv1.1": ssl.TLSVersion.TLSv1_1,
+    "TLSv1.2": ssl.TLSVersion.TLSv1_2,
+    "TLSv1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def start_plaintext(connection: socket.socket, protocol: str) -> None:
+    """Run the plaintext part of SMTP, IMAP or POP3 up to the server's go-ahead for TLS."""
+    reader = connection.makefile("rb")
+
+    def reply() -> bytes:
+        line = reader.readline()
+        while protocol == "smtp" and line[3:4] == b"-":
+            line = reader.readline()
+        return line
+
+    reply()
+    if protocol == "smtp":
+        connection.sendall(b"EHLO client.invalid\r\n")
+        reply()
+        connection.sendall(b"STARTTLS\r\n")
+    elif protocol == "imap":
+        connection.sendall(b"a STARTTLS\r\n")
+    else:
+        connection.sendall(b"STLS\r\n")
+    answer = reply()
+    if not (answer.startswith((b"220", b"+OK")) or b"OK" in answer):
+        raise ssl.SSLError(f"STARTTLS rejected by the server: {answer!r}")
+
+
+def handshake(host: str, port: int, version: str, server_name: str, protocol: str | None,
+              context: ssl.SSLContext | None = None) -> bool:
+    """Return whether a TLS handshake of exactly this version succeeds on the port.
+
+    Versions before TLS 1.2 need OpenSSL's security level 0 on the client side, or the
+    client would not even offer them.
+    """
+    context = context or tls_context()
+    context.minimum_version = TLS_VERSIONS[version]
+    context.maximum_version = TLS_VERSIONS[version]
+    if version in ("TLSv1", "TLSv1.1"):
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    try:
+        with socket.create_connection((host, port), timeout=10) as connection:
+            if protocol:
+                start_plaintext(connection, protocol)
+            with context.wrap_socket(connection, server_hostname=server_name):
+                return True
+    except (OSError, ssl.SSLError):
+        return False
+
+
+def tls_handshakes(request: dict) -> dict:
+    """Report, per port and TLS version, whether a handshake succeeds."""
+    return {
+        str(port): {
+            version: handshake(request["host"], port, version, request["host"], protocol)
+            for version in request["versions"]
+        }
+        for port, protocol in STARTTLS.items()
+    }
+
+
+def imap_login(request: dict) -> dict:
+    """Log in over IMAP with implicit TLS; return whether it worked and how long it took."""
+    started = time.monotonic()
+    try:
+        with imaplib.IMAP4_SSL(request["host"], 993, ssl_context=tls_context(),
+                               timeout=60) as imap:
+            imap.login(request["user"], request["password"])
+            accepted = True
+    except imaplib.IMAP4.error:
+        accepted = False
+    return {"accepted": accepted, "seconds": time.monotonic() - started}
+
+
+def reachable(request: dict) -> dict:
+    """Report, per address:port, whether a TCP connection opens within three seconds."""
+    report = {}
+    for target in request["targets"]:
+        address, port = target.rsplit(":", 1)
+        try:
+            with socket.create_connection((address, int(port)), timeout=3):
+                report[target] = True
+        except OSError:
+            report[target] = False
+    return report
+
+
 def submit(request: dict, sender: str, recipient: str, password: str) -> str:
     """Send a message with STARTTLS and AUTH on port 587; return its Message-ID."""
     message = EmailMessage()
@@ -183,9 +278,12 @@ ACTIONS = {
     "banners": banners,
     "ehlo": ehlo,
     "imap_capabilities": imap_capabilities,
+    "imap_login": imap_login,
+    "reachable": reachable,
     "relay": relay,
     "roundtrip": roundtrip,
     "smtp_login": smtp_login,
+    "tls_handshakes": tls_handshakes,
 }
 
 
