@@ -59,13 +59,17 @@ def cluster(inventory_path: str) -> Cluster:
 
 
 @pytest.fixture(scope="session")
-def deployed(pytestconfig: pytest.Config, cluster: Cluster, inventory_path: str) -> Cluster:
+def deployed(pytestconfig: pytest.Config, cluster: Cluster, inventory_path: str):
     """The cluster, deployed: brought up and deployed once per session for the container cluster."""
-    if uses_container_cluster(pytestconfig):
+    if not uses_container_cluster(pytestconfig):
+        yield cluster
+        return
+
+    with harness.exclusive():
         harness.up(inventory_path)
         harness.deploy(inventory_path)
         harness.wait_for_backends(cluster)
-    return cluster
+        yield cluster
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

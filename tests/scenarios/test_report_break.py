@@ -30,7 +30,7 @@ CHECKS_TIMEOUT = 600
 def dovecot_answers(host) -> bool:
     """Tell whether Dovecot runs and listens for IMAP with TLS on the host."""
     running = host.run("systemctl is-active --quiet dovecot.service").rc == 0
-    return running and host.socket("tcp://993").is_listening
+    return running and host.socket("tcp://0.0.0.0:993").is_listening
 
 
 @pytest.fixture
