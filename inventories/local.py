@@ -1,7 +1,8 @@
 """The default container cluster: one load balancer, one MX and one mailbox host.
 
-`mailfleet up` starts a container per host on the private network 172.30.77.0/24; pyinfra
-reaches them with its @docker connector. Certificates come from a test CA and users get
+`mailfleet up` starts a container per host on a private network (172.30.77.0/24 by default,
+see mailfleet.localsite); pyinfra reaches them with its @docker connector. Hosts are given by
+their number on that network. Certificates come from a test CA and users get
 random test passwords, both made at run time under .state/local (never committed).
 
 NOTE: deploy with `mailfleet deploy` (or `make deploy`), which starts the containers first.
@@ -13,6 +14,6 @@ from mailfleet.localsite import container_host
 _DOMAIN = "example.test"
 _MAIL_HOSTNAME = "mail.example.test"
 
-loadbalancers = [container_host("lb1", "172.30.77.11", _DOMAIN, _MAIL_HOSTNAME)]
-mtas = [container_host("mx1", "172.30.77.21", _DOMAIN, _MAIL_HOSTNAME)]
-mailstores = [container_host("mbox1", "172.30.77.31", _DOMAIN, _MAIL_HOSTNAME)]
+loadbalancers = [container_host("lb1", 11, _DOMAIN, _MAIL_HOSTNAME)]
+mtas = [container_host("mx1", 21, _DOMAIN, _MAIL_HOSTNAME)]
+mailstores = [container_host("mbox1", 31, _DOMAIN, _MAIL_HOSTNAME)]

@@ -111,6 +111,8 @@ class NodeSpec:
     address: str
     hostname: str
     network: str
+    # The container cluster the node belongs to: its container name prefix and label.
+    cluster: str = "mailfleet"
     image: str = BASE_IMAGE
     # SYS_ADMIN lets systemd mount its file systems, NET_ADMIN and NET_RAW serve VRRP and nftables.
     # NOTE: --privileged fails on kernels that withhold CAP_SYS_RESOURCE, so capabilities are
@@ -125,7 +127,7 @@ class NodeSpec:
 
     @property
     def container(self) -> str:
-        return f"mailfleet-{self.name}"
+        return f"{self.cluster}-{self.name}"
 
     def run_arguments(self) -> list[str]:
         arguments = [
@@ -136,7 +138,7 @@ class NodeSpec:
             "--ip", self.address,
             f"--cgroupns={self.cgroupns}",
             "--stop-signal", "SIGRTMIN+3",
-            "--label", "mailfleet.node=1",
+            "--label", f"mailfleet.cluster={self.cluster}",
         ]
         for capability in self.capabilities:
             arguments += ["--cap-add", capability]
@@ -173,7 +175,11 @@ def container_state(container: str) -> str | None:
 
 
 def start_node(spec: NodeSpec, apt_cache: Path) -> None:
-    """Start the node's container, reusing one that exists; each node keeps its own apt cache."""
+    """Start the node's container, reusing one that exists.
+
+    Each container keeps its own apt cache, so that clusters running side by side never share
+    apt's lock.
+    """
     state = container_state(spec.container)
     if state == "running":
         return
@@ -181,7 +187,7 @@ def start_node(spec: NodeSpec, apt_cache: Path) -> None:
         docker("start", spec.container)
         return
 
-    node_cache = apt_cache / spec.name
+    node_cache = apt_cache / spec.container
     node_cache.mkdir(parents=True, exist_ok=True)
     arguments = spec.run_arguments()
     arguments[2:2] = ["--volume", f"{node_cache}:/var/cache/apt/archives"]
@@ -210,8 +216,9 @@ def wait_until_booted(container: str, timeout: float = 90) -> None:
     raise HarnessError(f"{container} did not finish booting within {timeout:.0f} s: {status!r}")
 
 
-def remove_containers(label: str = "mailfleet.node=1") -> list[str]:
-    """Remove every container that carries the label, and return their names."""
+def remove_containers(cluster: str) -> list[str]:
+    """Remove every container of the named cluster, and return their names."""
+    label = f"mailfleet.cluster={cluster}"
     names = docker("ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}")
     containers = names.split()
     if containers:

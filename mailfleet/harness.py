@@ -44,10 +44,11 @@ def node_specs(cluster: Cluster) -> list[NodeSpec]:
     """Return a container definition for every node that the inventory reaches over @docker."""
     specs = []
     for node in cluster.nodes:
-        if not node.inventory_name.startswith("@docker/mailfleet-"):
+        expected = f"@docker/{localsite.container_name(node.name)}"
+        if node.inventory_name != expected:
             raise HarnessError(
                 f"{node.inventory_name} is not a container of the test cluster: "
-                "`mailfleet up` starts only @docker/mailfleet-<name> hosts"
+                f"`mailfleet up` starts only hosts named like {expected}"
             )
         specs.append(
             NodeSpec(
@@ -55,6 +56,7 @@ def node_specs(cluster: Cluster) -> list[NodeSpec]:
                 address=str(node.address),
                 hostname=f"{node.name}.{cluster.mail_domains[0]}",
                 network=localsite.NETWORK,
+                cluster=localsite.CLUSTER,
             )
         )
     return specs
@@ -68,6 +70,7 @@ def client_specs(cluster: Cluster) -> list[NodeSpec]:
             address=address,
             hostname=f"{name}.invalid",
             network=localsite.NETWORK,
+            cluster=localsite.CLUSTER,
             labels={"mailfleet.client": "1"},
             extra_hosts={cluster.mail_hostname: str(cluster.loadbalancers[0].address)},
         )
@@ -80,7 +83,7 @@ def up(inventory: str) -> Cluster:
     cluster = load_cluster(inventory)
     containers.ensure_docker_daemon()
     containers.build_base_image()
-    containers.ensure_network(localsite.NETWORK, localsite.SUBNET)
+    containers.ensure_network(localsite.NETWORK, str(localsite.SUBNET))
 
     clients = client_specs(cluster)
     specs = [*node_specs(cluster), *clients]
@@ -128,7 +131,7 @@ def probe(action: str, client: str = localsite.CLIENT_NAME, **request: object) -
 
     The request, passwords included, travels on stdin, never on a command line.
     """
-    container = f"mailfleet-{client}"
+    container = localsite.container_name(client)
     result = subprocess.run(
         ["docker", "exec", "-i", container, "python3", PROBE_IN_CLIENT],
         input=json.dumps({"action": action, **request}),
@@ -223,7 +226,7 @@ def print_summary(cluster: Cluster, report: dict) -> None:
 
 def down() -> int:
     containers.ensure_docker_daemon()
-    removed = containers.remove_containers()
+    removed = containers.remove_containers(localsite.CLUSTER)
     containers.remove_network(localsite.NETWORK)
     log.info("removed %d containers and the network %s", len(removed), localsite.NETWORK)
     return 0
