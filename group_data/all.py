@@ -51,6 +51,7 @@ tls_min_protocol = "TLSv1.2"
 security = {
     "ban_max_failures": 10,
     "ban_seconds": 3600,
+    # Networks that may reach SSH: narrow this to your management networks.
     "admin_networks": ["0.0.0.0/0"],
     "log_retention_days": 180,
 }

@@ -73,10 +73,11 @@ def run_check(arguments: argparse.Namespace) -> int:
 def run_hash_password(arguments: argparse.Namespace) -> int:
     try:
         password = read_password(sys.stdin)
-    except AdminError as error:
+        dovecot_hash = hash_password(password, arguments.scheme)
+    except (AdminError, ValueError) as error:
         print(f"mailfleet: {error}", file=sys.stderr)
         return 1
-    print(hash_password(password, arguments.scheme))
+    print(dovecot_hash)
     return 0
 
 
@@ -120,7 +121,10 @@ def add_user(data_file: Path, address: str, stream: TextIO, scheme: str = DEFAUL
     _check_new_address(data_file, values, address)
 
     password = read_password(stream)
-    entry = {"address": address, "password_hash": hash_password(password, scheme)}
+    try:
+        entry = {"address": address, "password_hash": hash_password(password, scheme)}
+    except ValueError as error:
+        raise AdminError(str(error)) from None
     text = insert_user(data_file.read_text(), entry, data_file)
     _replace_checked(data_file, text, address)
     return address

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mailfleet import admin, harness, report
 from mailfleet.containers import HarnessError
+from mailfleet.inventory import ClusterDataError
 
 DEFAULT_INVENTORY = "inventories/local.py"
 
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             with harness.exclusive():
                 return arguments.run(arguments) or 0
         return arguments.run(arguments) or 0
-    except HarnessError as error:
+    except (HarnessError, ClusterDataError) as error:
         print(f"mailfleet: {error}", file=sys.stderr)
         return 1
 

@@ -22,21 +22,24 @@ log = logging.getLogger("mailfleet")
 PROBE = Path(__file__).resolve().parent / "probe.py"
 PROBE_IN_CLIENT = "/usr/local/bin/mailfleet-probe"
 APT_CACHE = containers.CACHE_DIR / "apt"
+# Fragments of IMAP, POP3 and SMTP replies that reject a login.
+AUTHENTICATION_FAILURES = ("AUTHENTICATIONFAILED", "[AUTH]", "535")
 
 
 @contextlib.contextmanager
 def exclusive():
-    """Hold the container cluster's lock, so that two commands never start or deploy it at once."""
+    """Hold the container cluster's lock, so that two commands never start or deploy it at once.
+
+    A command that finds the lock held waits until the other one ends.
+    """
     localsite.STATE.mkdir(parents=True, exist_ok=True)
     lock_path = localsite.STATE / "harness.lock"
     with lock_path.open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise HarnessError(
-                f"another mailfleet command is using the container cluster ({lock_path}): "
-                "wait until it ends, then run this again"
-            ) from None
+            log.info("waiting for another mailfleet command to release %s", lock_path)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
 
@@ -139,7 +142,14 @@ def probe(action: str, client: str = localsite.CLIENT_NAME, **request: object) -
         text=True,
     )
     if result.returncode != 0:
-        raise HarnessError(f"mail probe {action} failed: {result.stderr.strip()}")
+        message = f"mail probe {action} failed: {result.stderr.strip()}"
+        if any(marker in result.stderr for marker in AUTHENTICATION_FAILURES):
+            message += (
+                f"\nIf fail2ban banned the client {localsite.CLIENTS.get(client)} after failed"
+                " logins, lift the ban with `fail2ban-client unban --all` on the MX and mailbox"
+                " hosts"
+            )
+        raise HarnessError(message)
     return json.loads(result.stdout)
 
 

@@ -160,7 +160,8 @@ def load_inventory(path: str | Path, group_data: str | Path | None = None) -> In
 
 
 def _loading_problem(error: UnexpectedExternalError) -> str:
-    cause = error.e
+    # pyinfra 3 names the wrapped exception `exception`; earlier releases named it `e`.
+    cause = getattr(error, "exception", None) or getattr(error, "e", None)
     where = display_path(Path(error.filename))
     if isinstance(cause, SyntaxError):
         return f"{where}:{cause.lineno}: invalid Python syntax: {cause.msg}"
@@ -301,19 +302,27 @@ def cluster_from_inventory(
     reader.check_groups()
     reader.check_keys()
     data = reader.cluster_data()
-    store = reader.hosts[0].data.get("test_password_store")
-    if store and isinstance(data.get("mail_users"), list):
-        data["mail_users"] = with_test_passwords(data["mail_users"], Path(store))
     data["nodes"] = [reader.node_data(host) for host in reader.hosts]
 
-    try:
-        cluster = Cluster.model_validate(data)
-    except ValidationError as error:
-        reader.problems.extend(validation_problems(error, reader.describe_error))
-        cluster = None
+    cluster = _validated(data, reader)
+    store = reader.hosts[0].data.get("test_password_store")
+    if store and isinstance(data.get("mail_users"), list) and not reader.problems:
+        # A test cluster swaps every hash for one of a run-time password, after the data as
+        # written passed: a plaintext password in it is rejected all the same.
+        data["mail_users"] = with_test_passwords(data["mail_users"], Path(store))
+        cluster = _validated(data, reader)
     if reader.problems:
         raise ClusterDataError(reader.problems)
     return cluster
+
+
+def _validated(data: dict[str, Any], reader: _Reader) -> Cluster | None:
+    """Validate data into the cluster model, adding any problems to the reader's list."""
+    try:
+        return Cluster.model_validate(data)
+    except ValidationError as error:
+        reader.problems.extend(validation_problems(error, reader.describe_error))
+        return None
 
 
 def load_cluster(path: str | Path, group_data: str | Path | None = None) -> Cluster:

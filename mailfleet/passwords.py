@@ -76,10 +76,19 @@ HASH_FIX = "make a new hash with `mailfleet hash-password`"
 PREFIX_PATTERN = re.compile(r"^\{([A-Za-z0-9._-]+)\}")
 
 
+# bcrypt reads at most this many bytes of a password; bcrypt 5 rejects longer ones.
+BCRYPT_MAX_BYTES = 72
+
+
 def hash_password(password: str, scheme: str = DEFAULT_SCHEME) -> str:
     """Return the password's hash in Dovecot's `{SCHEME}hash` form, with a fresh salt."""
     if not password:
         raise ValueError("the password is empty")
+    if scheme == "BLF-CRYPT" and len(password.encode()) > BCRYPT_MAX_BYTES:
+        raise ValueError(
+            f"BLF-CRYPT (bcrypt) hashes at most {BCRYPT_MAX_BYTES} bytes of a password: use"
+            " ARGON2ID or a shorter password"
+        )
     return "{" + scheme + "}" + SCHEMES[scheme].hash(password)
 
 

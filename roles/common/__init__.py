@@ -188,6 +188,7 @@ def login_throttling(cluster: Cluster) -> None:
         banned_clients=BANNED_CLIENTS,
         locked_accounts=LOCKED_ACCOUNTS,
         policy=cluster.security,
+        cluster_addresses=sorted(str(node.address) for node in cluster.nodes),
     )
 
     systemd.service(

@@ -18,6 +18,8 @@ LOGROTATE_FILES = {
     "mailstore": ["/etc/logrotate.d/mailfleet"],
 }
 JAILS = {role: ["mailfleet-auth", "mailfleet-account"] for role in ("mta", "mailstore")}
+# The jail that bans client addresses.
+ADDRESS_JAILS = {role: ["mailfleet-auth"] for role in ("mta", "mailstore")}
 # (command that prints a TLS setting, expected value with {minimum} for the oldest version).
 TLS_SETTINGS = {
     "mta": [
@@ -37,6 +39,7 @@ PER_ROLE = {
     "log_path": LOG_FILES,
     "logrotate_path": LOGROTATE_FILES,
     "jail": JAILS,
+    "address_jail": ADDRESS_JAILS,
     "tls_setting": TLS_SETTINGS,
 }
 
@@ -92,6 +95,15 @@ def test_login_jail_active(host, jail):
 
     assert status.rc == 0, status.stderr
     assert "Currently banned" in status.stdout
+
+
+@pytest.mark.clause("5.1.5")
+def test_cluster_hosts_never_banned(host, address_jail, cluster):
+    ignored = host.run(f"fail2ban-client get {address_jail} ignoreip")
+
+    assert ignored.rc == 0, ignored.stderr
+    for node in cluster.nodes:
+        assert str(node.address) in ignored.stdout, node.name
 
 
 @pytest.mark.clause("3.2")

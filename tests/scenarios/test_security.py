@@ -59,6 +59,20 @@ def no_bans(deployed):
 
 
 @pytest.mark.clause("5.1.5")
+def test_successful_logins_never_banned(client, deployed, no_bans):
+    user = deployed.mail_users[0].address
+    password = harness.credentials(deployed)[user]
+    attempts = deployed.security.ban_max_failures + 2
+
+    logins = [
+        client("imap_login", client="client2", user=user, password=password)
+        for _ in range(attempts)
+    ]
+
+    assert [login["accepted"] for login in logins] == [True] * attempts
+
+
+@pytest.mark.clause("5.1.5")
 def test_brute_force_throttled_then_blocked(client, deployed, no_bans):
     user = deployed.mail_users[0].address
     password = harness.credentials(deployed)[user]

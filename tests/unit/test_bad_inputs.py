@@ -251,3 +251,30 @@ def test_fresh_hash_is_accepted(site):
     path.write_text(path.read_text().replace(BOB_HASH, hash_password("x", "SHA512-CRYPT")))
 
     assert load_cluster(site / "inventory.py", site / "group_data").mail_users
+
+
+@pytest.mark.clause("5.1.5")
+def test_plaintext_rejected_in_test_cluster(site, certificates, tmp_path):
+    store = tmp_path / "test-passwords.json"
+    (site / "inventory.py").write_text(
+        inventory_text(certificates, extra_host_data=f', "test_password_store": "{store}"')
+    )
+    path = site / "group_data" / "all.py"
+    path.write_text(path.read_text().replace(ALICE_HASH, "Sup3rSecret!"))
+
+    with pytest.raises(ClusterDataError) as raised:
+        load_cluster(site / "inventory.py", site / "group_data")
+
+    assert "mail_users[0].password_hash" in str(raised.value)
+    assert "Sup3rSecret!" not in str(raised.value)
+    assert not store.exists()
+
+
+def test_failing_inventory_file_named(site):
+    (site / "inventory.py").write_text("mtas = [undefined_name]\n")
+
+    with pytest.raises(ClusterDataError) as raised:
+        load_cluster(site / "inventory.py", site / "group_data")
+
+    assert "inventory.py" in str(raised.value)
+    assert "NameError" in str(raised.value)

@@ -67,3 +67,8 @@ def test_weak_or_invalid_hash_rejected(value, reason):
 def test_empty_password_rejected():
     with pytest.raises(ValueError, match="empty"):
         hash_password("")
+
+
+def test_long_password_rejected_for_bcrypt():
+    with pytest.raises(ValueError, match="72 bytes"):
+        hash_password("x" * 73, "BLF-CRYPT")
