@@ -25,7 +25,8 @@ pytestmark = [pytest.mark.raid, pytest.mark.clause("5.1.4")]
 # A bounded stream: about 20 messages over 20 to 40 seconds on a busy machine.
 MESSAGES = 20
 SEND_INTERVAL = 0.5
-# The bound for reporting a degraded volume, measured from the degraded mount.
+# A degraded volume must reach the postmaster and the metrics within this many seconds of the
+# degraded mount.
 REPORT_SECONDS = 60
 # Mail deferred during the swap is delivered after a queue flush; reading it may take a while
 # on a machine shared with other clusters.
@@ -190,15 +191,17 @@ def test_no_message_lost(raid_failure):
     assert set(raid_failure["sent"]) - read == set()
 
 
-def test_degraded_metric_within_a_minute(raid_failure):
+def test_degraded_metric_within_a_minute(raid_failure, record_property):
     seconds = raid_failure["metric_seconds"]
+    record_property("seconds", seconds)
 
     assert seconds is not None, f"{METRICS} did not report the degraded volume"
     assert seconds <= REPORT_SECONDS
 
 
-def test_degraded_alert_reaches_postmaster(raid_failure):
+def test_degraded_alert_reaches_postmaster(raid_failure, record_property):
     seconds = raid_failure["alert_seconds"]
+    record_property("seconds", seconds)
 
     assert seconds is not None, "no alert reached the postmaster's INBOX"
     assert seconds <= REPORT_SECONDS
