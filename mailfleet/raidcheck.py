@@ -198,6 +198,11 @@ def send(message: EmailMessage) -> None:
     )
 
 
+def unit_failed(unit: str) -> bool:
+    result = subprocess.run(["systemctl", "is-failed", "--quiet", unit], check=False)
+    return result.returncode == 0
+
+
 def read_state(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -215,9 +220,10 @@ def check(config: dict) -> int:
     problems = problems_of(status)
     write_atomically(Path(config["metrics"]), metrics_text(config, status, problems, time.time()))
 
-    # An unmounted volume cannot be judged, and its daemon does not run: the metrics show it,
-    # and the next check of the mounted volume decides whether its redundancy changed.
-    if not status["mounted"]:
+    # A mount that an operator stopped is maintenance: the metrics show it, and the next check
+    # of the mounted volume decides whether its redundancy changed. A mount unit that failed,
+    # as after a reboot without a member, is reported like a degraded volume.
+    if not status["mounted"] and not unit_failed(config["mount_unit"]):
         print(f"{config['mount_point']}: the volume is not mounted", file=sys.stderr)
         return 0
 

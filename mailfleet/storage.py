@@ -91,7 +91,7 @@ class Storage(BaseModel):
 
 
 class DeviceState(NamedTuple):
-    """What a host reports about one named device (see roles/storage BlockDevices)."""
+    """A host's report on one named device (the BlockDevices fact of roles/storage)."""
 
     path: str
     exists: bool
@@ -103,7 +103,7 @@ class DeviceState(NamedTuple):
 
 
 class VolumePlan(NamedTuple):
-    """What the deploy does to the volume: nothing when it exists, else these commands."""
+    """The deploy's plan for the volume: nothing when it exists, else these commands."""
 
     exists: bool
     commands: list[str]
@@ -173,7 +173,7 @@ def plan_volume(
         )
     if mount_point_files:
         raise StorageError(
-            f"storage.holds: {mount_point} on {node_name} already holds files on"
+            f"storage.holds: {mount_point} on {node_name} already contains files on"
             " the root file system, which the new volume would hide: move them aside, deploy,"
             " then copy them onto the volume"
         )
@@ -183,7 +183,7 @@ def plan_volume(
 def create_commands(
     storage: Storage, node_name: str, in_use: list[DeviceState] | None = None
 ) -> list[str]:
-    """Return the shell commands that wipe what `in_use` holds and create the volume."""
+    """Return the shell commands that wipe the devices in `in_use` and create the volume."""
     commands = []
     for state in in_use or []:
         if state.mounted:

@@ -58,7 +58,7 @@ CLAUSES = {
 }
 
 
-class StorageRefused(DeployError):
+class StorageRejected(DeployError):
     """The deploy stopped before any change, because the volume cannot be created safely."""
 
 
@@ -113,14 +113,14 @@ class MountPointHoldsFiles(FactBase):
 
 
 def check_devices(storage: Storage, node: Node, mount_point: str, source: str):
-    """Read the devices and decide whether to create the volume; raise StorageRefused when
+    """Read the devices and decide whether to create the volume; raise StorageRejected when
     creating it would destroy data. Runs while pyinfra prepares, so before any change."""
     states = host.get_fact(BlockDevices, paths=tuple(storage.devices))
     holds_files = host.get_fact(MountPointHoldsFiles, path=mount_point)
     try:
         return plan_volume(storage, node.name, states, mount_point, holds_files)
     except StorageError as error:
-        raise StorageRefused(f"{source}: {error}") from None
+        raise StorageRejected(f"{source}: {error}") from None
 
 
 def packages(storage: Storage, node: Node) -> list[str]:
@@ -169,7 +169,6 @@ def mounted_volume(storage: Storage, mount_point: str):
         unit=unit,
         holds=storage.holds,
         mount_point=mount_point,
-        after="mdmonitor.service" if storage.kind == "mdadm" else "",
         **mount_values(storage),
     )
     dependent = DEPENDENT_UNITS[storage.holds]
@@ -199,6 +198,8 @@ def mounted_volume(storage: Storage, mount_point: str):
 def raid_monitor(cluster: Cluster, node: Node, storage: Storage, mount_point: str, unit: str):
     """Install the RAID check and its timer, and the sendmail it mails the postmaster with."""
     if "mta" not in node.roles:
+        # NOTE: msmtp does not queue. While the first load balancer is down, the RAID check
+        # retries on its next run, but mdadm's own mails are lost.
         put_rendered(
             name="sendmail hands local mail to the cluster's MX through the load balancer",
             template="storage/etc/msmtprc.j2",
@@ -221,6 +222,7 @@ def raid_monitor(cluster: Cluster, node: Node, storage: Storage, mount_point: st
     settings = {
         "kind": storage.kind,
         "mount_point": mount_point,
+        "mount_unit": unit,
         "array": storage.array,
         "host": node.name,
         "postmaster": cluster.postmaster,
@@ -293,8 +295,8 @@ def storage(cluster: Cluster, node: Node, source: str):
             commands=plan.commands,
         )
     if volume.kind == "mdadm":
-        # NOTE: Debian starts mdmonitor from udev once an array exists; this path has run
-        # only in unit tests, because the test machines' kernel has no md driver.
+        # NOTE: this path has run only in unit tests, because the test machines' kernel has no
+        # md driver. Debian starts mdmonitor from udev once an array exists.
         systemd.service(
             name="mdadm --monitor watches the array",
             service="mdmonitor.service",

@@ -32,7 +32,7 @@ REPORT_SECONDS = 60
 # on a machine shared with other clusters.
 DELIVERY_SECONDS = 180
 METRICS = "/var/lib/mailfleet/metrics/raid.prom"
-DEGRADED_METRIC = re.compile(r"^mailfleet_raid_degraded\{[^}]*\} (?P<value>[01])$", re.MULTILINE)
+METRIC = r"^{name}\{{[^}}]*\}} (?P<value>\d+)$"
 MISSING_DEVID = re.compile(r"devid\s+(?P<devid>\d+) .*MISSING")
 
 
@@ -50,10 +50,16 @@ def btrfs_mailbox_host(cluster: Cluster) -> Node:
     pytest.skip("no mailbox host has a btrfs volume")
 
 
-def degraded_metric(node: Node) -> str | None:
+def metric(node: Node, name: str) -> str | None:
+    """Return the value of one RAID metric on the node, or None when it is not written."""
     result = harness.run_on_node(node.inventory_name, "cat", METRICS)
-    match = DEGRADED_METRIC.search(result.stdout)
+    match = re.search(METRIC.format(name=name), result.stdout, re.MULTILINE)
     return match["value"] if match else None
+
+
+def reports_missing_member(node: Node) -> bool:
+    degraded = metric(node, "mailfleet_raid_degraded") == "1"
+    return degraded and metric(node, "mailfleet_raid_missing_devices") == "1"
 
 
 def flush_queues(cluster: Cluster) -> None:
@@ -144,7 +150,7 @@ def raid_failure(deployed, client):
         flush_queues(cluster)
 
         observed["metric_seconds"] = wait_for(
-            lambda: degraded_metric(node) == "1", REPORT_SECONDS, cluster
+            lambda: reports_missing_member(node), REPORT_SECONDS, cluster
         )
 
         def alert_arrived() -> bool:
@@ -163,7 +169,7 @@ def raid_failure(deployed, client):
         replace_member(node, mount_point)
         remount_by_unit(node, mount_point, unit)
         observed["recovered_seconds"] = wait_for(
-            lambda: degraded_metric(node) == "0", REPORT_SECONDS, cluster
+            lambda: metric(node, "mailfleet_raid_degraded") == "0", REPORT_SECONDS, cluster
         )
 
         sent = stream.get("message_ids", [])

@@ -136,7 +136,7 @@ def test_degraded_volume_never_recreated():
 
 
 def test_files_under_mount_point_refused():
-    with pytest.raises(StorageError, match="/var/vmail on mbox1 already holds files"):
+    with pytest.raises(StorageError, match="/var/vmail on mbox1 already contains files"):
         plan(BTRFS, [DeviceState("/dev/vdb", True), DeviceState("/dev/vdc", True)], True)
 
 
@@ -188,14 +188,20 @@ def test_mdadm_conf_rendered():
 def test_mount_unit_for_btrfs():
     text = render(
         "storage/etc/systemd/system/mailfleet-volume.mount.j2",
-        unit="var-vmail.mount", holds="mail_root", mount_point="/var/vmail", after="",
+        unit="var-vmail.mount", holds="mail_root", mount_point="/var/vmail",
         **mount_values(BTRFS),
     )
 
     assert "What=/dev/vdb\n" in text
     assert "Options=device=/dev/vdb,device=/dev/vdc,noatime\n" in text
     assert "Type=btrfs\n" in text
-    assert "After=" not in text
+
+
+def test_queue_volume_mount_point():
+    storage = MDADM.model_copy(update={"holds": "postfix_queue"})
+
+    assert storage.mount_point("/var/vmail") == "/var/spool/postfix"
+    assert storage.label == "mailfleet-queue"
 
 
 def test_mount_unit_for_mdadm():
