@@ -8,7 +8,9 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from mailfleet import raidcheck
+from mailfleet import containers, harness, raidcheck
+from mailfleet.containers import HarnessError, NodeSpec
+from mailfleet.model import Node
 from mailfleet.render import render
 from mailfleet.storage import (
     DeviceState,
@@ -330,3 +332,68 @@ def test_mdadm_degraded_from_sysfs(tmp_path):
 
     assert status["mounted"]
     assert raidcheck.problems_of(status) == ["1 member device(s) missing"]
+
+
+# Node's own check wants certificates of a TLS role; the harness reads only name and storage.
+MBOX1 = Node.model_construct(name="mbox1", storage=BTRFS)
+
+
+def test_loop_devices_passed_to_container(monkeypatch):
+    attached = {}
+
+    def attach(image, size, device=None):
+        attached[image.name] = device
+        return f"/dev/loop{len(attached) + 4}"
+
+    monkeypatch.setattr(containers, "container_devices", lambda container: {})
+    monkeypatch.setattr(containers, "attach_loop_device", attach)
+
+    mappings = harness.node_disks(MBOX1)
+
+    assert mappings == ("/dev/loop5:/dev/vdb", "/dev/loop6:/dev/vdc", "/dev/btrfs-control")
+    assert attached == {"mbox1-vdb.img": None, "mbox1-vdc.img": None}
+
+
+def test_existing_container_keeps_its_loop_devices(monkeypatch):
+    started_with = {"/dev/vdb": "/dev/loop7", "/dev/vdc": "/dev/loop8"}
+    monkeypatch.setattr(containers, "container_devices", lambda container: started_with)
+    monkeypatch.setattr(containers, "attach_loop_device",
+                        lambda image, size, device=None: device)
+
+    assert harness.node_disks(MBOX1)[:2] == ("/dev/loop7:/dev/vdb", "/dev/loop8:/dev/vdc")
+
+
+def test_loop_device_moved_is_an_error(monkeypatch):
+    monkeypatch.setattr(containers, "container_devices",
+                        lambda container: {"/dev/vdb": "/dev/loop7"})
+    monkeypatch.setattr(containers, "attach_loop_device",
+                        lambda image, size, device=None: "/dev/loop9")
+
+    with pytest.raises(HarnessError, match="run `mailfleet down`"):
+        harness.node_disks(MBOX1)
+
+
+def test_node_spec_passes_devices():
+    spec = NodeSpec(name="mbox1", address="172.30.77.31", hostname="mbox1.example.test",
+                    network="mailfleet", devices=("/dev/loop5:/dev/vdb", "/dev/btrfs-control"))
+
+    arguments = spec.run_arguments()
+
+    assert arguments[arguments.index("/dev/loop5:/dev/vdb") - 1] == "--device"
+    assert arguments[arguments.index("/dev/btrfs-control") - 1] == "--device"
+
+
+def test_down_detaches_only_own_images(tmp_path, monkeypatch):
+    (tmp_path / "mbox1-vdb.img").write_bytes(b"")
+    (tmp_path / "mbox1-vdc.img").write_bytes(b"")
+    commands = []
+    monkeypatch.setattr(containers, "loop_devices_of",
+                        lambda image: ["/dev/loop3"] if image.name == "mbox1-vdb.img" else [])
+    monkeypatch.setattr(containers.subprocess, "run",
+                        lambda command, **options: commands.append(command))
+
+    detached = containers.detach_loop_devices(tmp_path)
+
+    assert detached == ["/dev/loop3"]
+    assert commands == [["losetup", "--detach", "/dev/loop3"]]
+    assert list(tmp_path.iterdir()) == []
