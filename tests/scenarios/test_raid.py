@@ -197,17 +197,17 @@ def test_no_message_lost(raid_failure):
     assert set(raid_failure["sent"]) - read == set()
 
 
-def test_degraded_metric_within_a_minute(raid_failure, record_property):
+def test_degraded_metric_within_a_minute(raid_failure, request):
     seconds = raid_failure["metric_seconds"]
-    record_property("seconds", seconds)
+    request.node.user_properties.append(("seconds", seconds))
 
     assert seconds is not None, f"{METRICS} did not report the degraded volume"
     assert seconds <= REPORT_SECONDS
 
 
-def test_degraded_alert_reaches_postmaster(raid_failure, record_property):
+def test_degraded_alert_reaches_postmaster(raid_failure, request):
     seconds = raid_failure["alert_seconds"]
-    record_property("seconds", seconds)
+    request.node.user_properties.append(("seconds", seconds))
 
     assert seconds is not None, "no alert reached the postmaster's INBOX"
     assert seconds <= REPORT_SECONDS
