@@ -7,12 +7,13 @@
 from pyinfra import host, inventory
 from pyinfra.connectors.docker import DockerConnector
 
-from mailfleet.inventory import cluster_from_inventory
+from mailfleet.inventory import cluster_from_inventory, data_source
 from roles.base import base
 from roles.common.journal import config_revision, deploy_recorded, operator
 from roles.loadbalancer import loadbalancer
 from roles.mailstore import mailstore
 from roles.mta import mta
+from roles.storage import storage
 
 # pyinfra's @docker connector commits and then removes a container that was stopped when it
 # connected. A cluster node stores mail, so it stays, whatever state it was in.
@@ -23,6 +24,10 @@ cluster = cluster_from_inventory(inventory)
 node = cluster.node(host.name)
 
 base(cluster, node)
+
+# Before the roles whose data the volume holds, so that they write onto it.
+if node.storage is not None:
+    storage(cluster, node, data_source(inventory, host.name, "storage"))
 
 if "loadbalancer" in node.roles:
     loadbalancer(cluster, node)

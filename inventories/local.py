@@ -16,4 +16,11 @@ _MAIL_HOSTNAME = "mail.example.test"
 
 loadbalancers = [container_host("lb1", 11, _DOMAIN, _MAIL_HOSTNAME)]
 mtas = [container_host("mx1", 21, _DOMAIN, _MAIL_HOSTNAME)]
-mailstores = [container_host("mbox1", 31, _DOMAIN, _MAIL_HOSTNAME)]
+# Every mailbox host keeps its mail on a btrfs RAID 1 over two disks. The harness backs each
+# named device with a loop device on the machine that runs the containers.
+_MAILBOX_STORAGE = {"kind": "btrfs", "devices": ["/dev/vdb", "/dev/vdc"]}
+
+mailstores = (
+    [container_host("mbox1", 31, _DOMAIN, _MAIL_HOSTNAME)],
+    {"storage": _MAILBOX_STORAGE},
+)

@@ -26,4 +26,9 @@ def _host(name: str, address: str) -> tuple[str, dict]:
 
 loadbalancers = [_host("lb1", "10.0.0.11")]
 mtas = [_host("mx1", "10.0.0.21")]
-mailstores = [_host("mbox1", "10.0.0.31")]
+# Each mailbox host keeps its mail on an mdadm RAID 1 over two empty disks (clause 5.1.4). The
+# deploy stops before any change if a disk holds a file system; see the README's storage section.
+mailstores = (
+    [_host("mbox1", "10.0.0.31")],
+    {"storage": {"kind": "mdadm", "devices": ["/dev/sdb", "/dev/sdc"]}},
+)

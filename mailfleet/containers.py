@@ -124,6 +124,8 @@ class NodeSpec:
     labels: dict[str, str] = field(default_factory=dict)
     # name -> address entries for the container's /etc/hosts.
     extra_hosts: dict[str, str] = field(default_factory=dict)
+    # Host devices passed in, as "HOST_PATH:CONTAINER_PATH" (docker run --device).
+    devices: tuple[str, ...] = ()
 
     @property
     def container(self) -> str:
@@ -150,7 +152,64 @@ class NodeSpec:
             arguments += ["--label", f"{key}={value}"]
         for name, address in sorted(self.extra_hosts.items()):
             arguments += ["--add-host", f"{name}:{address}"]
+        for device in self.devices:
+            arguments += ["--device", device]
         return [*arguments, self.image, "/sbin/init"]
+
+
+def loop_devices_of(backing_file: Path) -> list[str]:
+    """Return the loop devices attached to a file: losetup reports each by its backing file."""
+    result = subprocess.run(
+        ["losetup", "--list", "--noheadings", "--output", "NAME", "--associated",
+         str(backing_file)],
+        capture_output=True, text=True, check=False,
+    )
+    return result.stdout.split()
+
+
+def attach_loop_device(backing_file: Path, size: str, device: str | None = None) -> str:
+    """Attach a sparse disk image to a loop device, creating the image when it is missing.
+
+    Loop devices belong to the whole machine, so a disk is known by its backing file, never by
+    its device number. `device` asks for a given free loop device, such as the one a stopped
+    container was started with. Returns the loop device.
+    """
+    attached = loop_devices_of(backing_file)
+    if attached:
+        return attached[0]
+
+    if not backing_file.exists():
+        backing_file.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["truncate", "--size", size, str(backing_file)], check=True)
+    command = ["losetup", device, str(backing_file)] if device else [
+        "losetup", "--find", "--show", str(backing_file)
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise HarnessError(
+            f"attaching {backing_file} to {device or 'a loop device'} failed:"
+            f" {result.stderr.strip()}: run `mailfleet down`, then bring the cluster up again"
+        )
+    return device or result.stdout.strip()
+
+
+def detach_loop_devices(folder: Path) -> list[str]:
+    """Detach the loop devices of every disk image in the folder and delete the images."""
+    detached = []
+    for image in sorted(folder.glob("*.img")):
+        for device in loop_devices_of(image):
+            subprocess.run(["losetup", "--detach", device], check=False)
+            detached.append(device)
+        image.unlink()
+    return detached
+
+
+def container_devices(container: str) -> dict[str, str]:
+    """Return container path -> host path of the devices a container was started with."""
+    output = docker("container", "inspect", "--format", "{{json .HostConfig.Devices}}",
+                    container, check=False)
+    entries = json.loads(output) if output and output != "null" else []
+    return {entry["PathInContainer"]: entry["PathOnHost"] for entry in entries or []}
 
 
 def ensure_network(name: str, subnet: str) -> None:

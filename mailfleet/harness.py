@@ -15,7 +15,7 @@ from pathlib import Path
 from mailfleet import containers, localsite
 from mailfleet.containers import HarnessError, NodeSpec
 from mailfleet.inventory import PROJECT, load_cluster, read_test_passwords
-from mailfleet.model import Cluster
+from mailfleet.model import Cluster, Node
 
 log = logging.getLogger("mailfleet")
 
@@ -24,6 +24,11 @@ PROBE_IN_CLIENT = "/usr/local/bin/mailfleet-probe"
 APT_CACHE = containers.CACHE_DIR / "apt"
 # Fragments of IMAP, POP3 and SMTP replies that reject a login.
 AUTHENTICATION_FAILURES = ("AUTHENTICATIONFAILED", "[AUTH]", "535")
+# Sparse disk images that stand in for a node's storage devices, one loop device each.
+DISKS = localsite.STATE / "disks"
+DISK_SIZE = "1G"
+# Lets btrfs in a container scan for the members of a multi-device volume.
+BTRFS_CONTROL = "/dev/btrfs-control"
 
 
 @contextlib.contextmanager
@@ -43,8 +48,39 @@ def exclusive():
         yield
 
 
+def disk_image(node_name: str, device: str) -> Path:
+    return DISKS / f"{node_name}-{Path(device).name}.img"
+
+
+def node_disks(node: Node) -> tuple[str, ...]:
+    """Attach a loop device for each storage device of the node; return the --device mappings.
+
+    Each loop device appears in the container under the device name that the inventory gives,
+    such as /dev/vdb. A container that exists keeps the loop devices it was started with.
+    """
+    if node.storage is None:
+        return ()
+    started_with = containers.container_devices(localsite.container_name(node.name))
+    mappings = []
+    for device in node.storage.devices:
+        loop = containers.attach_loop_device(
+            disk_image(node.name, device), DISK_SIZE, started_with.get(device)
+        )
+        if started_with.get(device, loop) != loop:
+            raise HarnessError(
+                f"{disk_image(node.name, device)} is attached to {loop}, but the container of"
+                f" {node.name} uses {started_with[device]}: run `mailfleet down`, then bring"
+                " the cluster up again"
+            )
+        mappings.append(f"{loop}:{device}")
+    return (*mappings, BTRFS_CONTROL)
+
+
 def node_specs(cluster: Cluster) -> list[NodeSpec]:
-    """Return a container definition for every node that the inventory reaches over @docker."""
+    """Return a container definition for every node that the inventory reaches over @docker.
+
+    Attaches the loop devices of nodes that have storage, so their containers can start.
+    """
     specs = []
     for node in cluster.nodes:
         expected = f"@docker/{localsite.container_name(node.name)}"
@@ -60,6 +96,7 @@ def node_specs(cluster: Cluster) -> list[NodeSpec]:
                 hostname=f"{node.name}.{cluster.mail_domains[0]}",
                 network=localsite.NETWORK,
                 cluster=localsite.CLUSTER,
+                devices=node_disks(node),
             )
         )
     return specs
@@ -238,5 +275,10 @@ def down() -> int:
     containers.ensure_docker_daemon()
     removed = containers.remove_containers(localsite.CLUSTER)
     containers.remove_network(localsite.NETWORK)
-    log.info("removed %d containers and the network %s", len(removed), localsite.NETWORK)
+    # Only the images under this cluster's state folder: other clusters' loop devices stay.
+    detached = containers.detach_loop_devices(DISKS)
+    log.info(
+        "removed %d containers, the network %s and %d loop devices",
+        len(removed), localsite.NETWORK, len(detached),
+    )
     return 0

@@ -26,12 +26,13 @@ from pyinfra_cli.inventory import make_inventory_from_files
 
 from mailfleet.model import ROLE_GROUPS, Cluster, MailUser, Node, format_location
 from mailfleet.passwords import generate_password, hash_password
+from mailfleet.storage import Storage
 
 PROJECT = Path(__file__).resolve().parent.parent
 CLUSTER_KEYS = set(Cluster.model_fields) - {"nodes"}
 # Host data key -> the Node field it fills.
 NODE_KEYS = {"node_name": "name", "address": "address", "tls_certificate": "tls_certificate",
-             "tls_key": "tls_key"}
+             "tls_key": "tls_key", "storage": "storage"}
 # Keys mailfleet reads beside the model: where test clusters keep their generated passwords.
 EXTRA_KEYS = {"test_password_store"}
 # Misspellings of role groups that difflib does not find close enough to suggest.
@@ -284,7 +285,7 @@ class _Reader:
         node_field = str(location[2]) if len(location) > 2 else ""
         key = {value: key for key, value in NODE_KEYS.items()}.get(node_field, node_field)
         if key in NODE_KEYS:
-            return self.origin(host, key), key
+            return self.origin(host, key), format_location((key, *location[3:]))
         return f"{self.sources.inventory_file} (host {host.name})", key or "host"
 
 
@@ -332,6 +333,12 @@ def load_cluster(path: str | Path, group_data: str | Path | None = None) -> Clus
     return cluster_from_inventory(load_inventory(path, folder), sources, Path(path).stem)
 
 
+def data_source(inventory: Inventory, host_name: str, key: str) -> str:
+    """Name the file that gives a host its value of `key`, for messages about that value."""
+    reader = _Reader(inventory, DataSources.find(None, None), None)
+    return reader.origin(inventory.get_host(host_name), key)
+
+
 def validation_problems(error: ValidationError, describe: Any) -> list[str]:
     """Turn pydantic's errors into sentences, without the input values pydantic keeps."""
     problems = []
@@ -366,6 +373,8 @@ def plain_message(item: dict[str, Any]) -> str:
 def _sibling_fields(location: tuple[str | int, ...]) -> set[str]:
     if location[:1] == ("mail_users",):
         return set(MailUser.model_fields)
+    if location[:1] == ("nodes",) and location[2:3] == ("storage",):
+        return set(Storage.model_fields)
     if location[:1] == ("nodes",):
         return set(Node.model_fields)
     return set(Cluster.model_fields)

@@ -28,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from mailfleet.passwords import normalise_hash
 from mailfleet.security import SecurityPolicy
+from mailfleet.storage import Storage
 
 Role = Literal["loadbalancer", "mta", "mailstore"]
 
@@ -139,6 +140,9 @@ class Node(Strict):
     # Certificate chain and key on the machine that runs the deploy; the roles upload them.
     tls_certificate: Path | None = None
     tls_key: Path | None = None
+    # The RAID volume that holds the host's mail root or Postfix queue (clause 5.1.4); None
+    # keeps them on the root file system.
+    storage: Storage | None = None
 
     @field_validator("tls_certificate", "tls_key")
     @classmethod
@@ -160,6 +164,20 @@ class Node(Strict):
                 for key in missing
             ])
         return self
+
+    @model_validator(mode="after")
+    def _check_storage_role(self) -> Node:
+        """A volume holds data of a role the node runs: the mail root or the Postfix queue."""
+        needed = {"mail_root": "mailstore", "postfix_queue": "mta"}
+        if self.storage is None or needed[self.storage.holds] in self.roles:
+            return self
+        holds = self.storage.holds
+        other = "postfix_queue" if holds == "mail_root" else "mail_root"
+        raise problems_error([
+            Problem(("storage", "holds"), f"node {self.name} has no {needed[holds]} role, so it"
+                    f" has no {holds} to keep: set holds = {other!r} if it runs the"
+                    f" {needed[other]} role, or remove its storage data")
+        ])
 
 
 class Cluster(Strict):

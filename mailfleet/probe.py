@@ -274,14 +274,62 @@ def roundtrip(request: dict) -> dict:
     }
 
 
+def send_many(request: dict) -> dict:
+    """Send `count` numbered messages, one every `interval` seconds; return their Message-IDs.
+
+    Each message gets its own connection, as separate clients would send them.
+    """
+    sender, recipient = request["sender"], request["recipient"]
+    message_ids = []
+    for number in range(request["count"]):
+        message = EmailMessage()
+        message_id = f"<{uuid.uuid4()}@client.invalid>"
+        message["From"] = sender
+        message["To"] = recipient
+        message["Subject"] = f"{request['subject']} {number}"
+        message["Message-ID"] = message_id
+        message.set_content(f"Message {number} of {request['count']}.\n")
+        with smtplib.SMTP(request["host"], 587, timeout=TIMEOUT) as smtp:
+            smtp.starttls(context=tls_context())
+            smtp.login(sender, request["password"])
+            smtp.send_message(message)
+        message_ids.append(message_id)
+        time.sleep(request.get("interval", 0))
+    return {"message_ids": message_ids}
+
+
+def imap_messages(request: dict) -> dict:
+    """Return the Message-ID, subject and body of every INBOX message whose subject contains
+    `subject`."""
+    with imaplib.IMAP4_SSL(request["host"], 993, ssl_context=tls_context(),
+                           timeout=TIMEOUT) as imap:
+        imap.login(request["user"], request["password"])
+        imap.select("INBOX", readonly=True)
+        status, found = imap.search(None, "SUBJECT", f'"{request["subject"]}"')
+        messages = []
+        for number in found[0].split() if status == "OK" else []:
+            status, data = imap.fetch(number, "(BODY.PEEK[])")
+            parsed = email.message_from_bytes(data[0][1])
+            body = parsed.get_payload(decode=True) or b""
+            messages.append({
+                "message_id": parsed["Message-ID"],
+                "subject": parsed["Subject"],
+                "from": parsed["From"],
+                "body": body.decode(errors="replace"),
+            })
+        return {"messages": messages}
+
+
 ACTIONS = {
     "banners": banners,
     "ehlo": ehlo,
     "imap_capabilities": imap_capabilities,
     "imap_login": imap_login,
+    "imap_messages": imap_messages,
     "reachable": reachable,
     "relay": relay,
     "roundtrip": roundtrip,
+    "send_many": send_many,
     "smtp_login": smtp_login,
     "tls_handshakes": tls_handshakes,
 }

@@ -153,6 +153,8 @@ def hosts_of(source: str, cluster: Cluster | None) -> list[str]:
     """Return the names of the hosts that a role package or group data file configures."""
     if cluster is None:
         return []
+    if source == "roles/storage":
+        return [node.name for node in cluster.nodes if node.storage is not None]
     package = source.removeprefix("roles/")
     roles = SHARED_PACKAGES.get(source, (package,))
     if source.startswith("roles/") and any(cluster.nodes_with(role) for role in roles):

@@ -136,6 +136,18 @@ CASES = [
                         '"address": "bob@example.test", "state": "disabled",')}),
     Case("syntax error in group data", "all.py:19", "invalid Python syntax",
          append={ALL: "relay_networks = [\n"}),
+    Case("RAID over one device", "mailstores.py:1", "storage.devices",
+         append={"group_data/mailstores.py": 'storage = {"kind": "btrfs",'
+                                             ' "devices": ["/dev/vdb"]}\n'},
+         clause="5.1.4"),
+    Case("mail root volume on an MX", "mtas.py:1", "storage.holds",
+         append={"group_data/mtas.py": 'storage = {"kind": "mdadm", "devices": ["/dev/sdb",'
+                                       ' "/dev/sdc"]}\n'},
+         clause="5.1.4"),
+    Case("misspelt storage key", "mailstores.py:1", "storage.wipe",
+         append={"group_data/mailstores.py": 'storage = {"kind": "btrfs", "wipe": True,'
+                                             ' "devices": ["/dev/vdb", "/dev/vdc"]}\n'},
+         clause="5.1.4"),
     Case("users not a list", "all.py:7", "mail_users",
          replace={ALL: ("mail_users = [", "mail_users = 3\nunused = [")}),
 ]

@@ -96,7 +96,8 @@ def test_settings_name_known_clauses():
 
 @pytest.mark.parametrize(
     "source",
-    ["roles/loadbalancer", "roles/mta", "roles/mailstore", "roles/common", "group_data/all.py"],
+    ["roles/loadbalancer", "roles/mta", "roles/mailstore", "roles/common", "roles/storage",
+     "group_data/all.py"],
 )
 def test_source_declares_clauses(source):
     assert any(setting.source == source for setting in declared_settings(PROJECT))
