@@ -10,9 +10,11 @@ from pyinfra.connectors.docker import DockerConnector
 from mailfleet.inventory import cluster_from_inventory
 from roles.base import base
 from roles.common.journal import config_revision, deploy_recorded, operator
+from roles.filter import mail_filter
 from roles.loadbalancer import loadbalancer
 from roles.mailstore import mailstore
 from roles.mta import mta
+from roles.redis import redis
 
 # pyinfra's @docker connector commits and then removes a container that was stopped when it
 # connected. A cluster node stores mail, so it stays, whatever state it was in.
@@ -24,10 +26,15 @@ node = cluster.node(host.name)
 
 base(cluster, node)
 
+if "redis" in node.roles:
+    redis(cluster, node)
+
 if "loadbalancer" in node.roles:
     loadbalancer(cluster, node)
 
 if "mta" in node.roles:
+    # The filter first: Postfix defers every message while its milter is missing.
+    mail_filter(cluster, node)
     mta(cluster, node)
 
 if "mailstore" in node.roles:

@@ -14,6 +14,11 @@ from mailfleet.localsite import container_host
 _DOMAIN = "example.test"
 _MAIL_HOSTNAME = "mail.example.test"
 
+_MX1 = container_host("mx1", 21, _DOMAIN, _MAIL_HOSTNAME)
+_MBOX1 = container_host("mbox1", 31, _DOMAIN, _MAIL_HOSTNAME)
+
 loadbalancers = [container_host("lb1", 11, _DOMAIN, _MAIL_HOSTNAME)]
-mtas = [container_host("mx1", 21, _DOMAIN, _MAIL_HOSTNAME)]
-mailstores = [container_host("mbox1", 31, _DOMAIN, _MAIL_HOSTNAME)]
+mtas = [_MX1]
+mailstores = [_MBOX1]
+# Rspamd's Redis: the primary beside Postfix, its replica on the mailbox host.
+redis = [_MX1, _MBOX1]
