@@ -24,6 +24,12 @@ def _host(name: str, address: str) -> tuple[str, dict]:
     )
 
 
+_MX1 = _host("mx1", "10.0.0.21")
+_MBOX1 = _host("mbox1", "10.0.0.31")
+
 loadbalancers = [_host("lb1", "10.0.0.11")]
-mtas = [_host("mx1", "10.0.0.21")]
-mailstores = [_host("mbox1", "10.0.0.31")]
+mtas = [_MX1]
+mailstores = [_MBOX1]
+# Rspamd's Redis: the first host is the primary, the others replicate it. A host may carry
+# other roles too.
+redis = [_MX1, _MBOX1]

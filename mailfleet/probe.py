@@ -250,14 +250,17 @@ def pop3_has(request: dict, user: str, password: str, message_id: str) -> bool:
 
 
 def build_message(request: dict) -> EmailMessage:
-    """Build a message from the request: sender, recipient, subject, body, attachment."""
+    """Build a message from the request: sender, recipient, subject, body, attachment and
+    Message-ID, each optional but the first two."""
     message = EmailMessage()
     message["From"] = request["sender"]
     message["To"] = request["recipient"]
     message["Subject"] = request.get("subject", "mailfleet filter test")
     message["Date"] = email.utils.formatdate(localtime=True)
-    message["Message-ID"] = f"<{uuid.uuid4()}@client.invalid>"
-    message.set_content(request.get("body", "A message for the filter tests.\n"))
+    message["Message-ID"] = request.get("message_id") or f"<{uuid.uuid4()}@client.invalid>"
+    # Rspamd caches clamd's verdict per content, so each message gets content of its own.
+    default_body = f"A message for the filter tests, {uuid.uuid4()}.\n"
+    message.set_content(request.get("body", default_body))
     attachment = request.get("attachment")
     if attachment is not None:
         message.add_attachment(attachment.encode("latin-1"), maintype="application",
@@ -301,7 +304,8 @@ def send(request: dict) -> dict:
 
 
 def fetch(request: dict) -> dict:
-    """Wait up to "wait" seconds for a message in the INBOX; return it whole, or null."""
+    """Wait up to "wait" seconds for a message in the INBOX; return the first copy whole, or
+    null, and the number of copies."""
     started = time.monotonic()
     while True:
         with imaplib.IMAP4_SSL(request["host"], 993, ssl_context=tls_context(),
@@ -312,9 +316,9 @@ def fetch(request: dict) -> dict:
             numbers = found[0].split()
             if numbers:
                 _, data = imap.fetch(numbers[0], "(BODY.PEEK[])")
-                return {"message": data[0][1].decode("latin-1")}
+                return {"message": data[0][1].decode("latin-1"), "copies": len(numbers)}
         if time.monotonic() - started > request.get("wait", 30):
-            return {"message": None}
+            return {"message": None, "copies": 0}
         time.sleep(1)
 
 

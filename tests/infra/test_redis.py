@@ -1,0 +1,36 @@
+"""Rspamd's Redis: a password-protected primary and its replicas, with a sane open-files limit."""
+
+import pytest
+
+ROLES = ["redis"]
+# Read the password on the host, so it never appears on a command line.
+REDIS_CLI = "REDISCLI_AUTH=$(sed -n 's/^requirepass //p' /etc/redis/redis.conf) redis-cli"
+
+
+@pytest.mark.clause("2.2.4")
+def test_redis_running(host):
+    assert host.service("redis-server").is_running
+    assert host.service("redis-server").is_enabled
+
+
+@pytest.mark.clause("2.2.4", "3.2")
+def test_redis_requires_password(host):
+    assert "NOAUTH" in host.run("redis-cli ping").stdout
+
+
+@pytest.mark.clause("3.2")
+def test_redis_config_private(host):
+    config = host.file("/etc/redis/redis.conf")
+
+    assert (config.user, config.group, config.mode) == ("root", "redis", 0o640)
+
+
+@pytest.mark.clause("2.2.4")
+def test_redis_replication(host, node, deployed):
+    replication = host.check_output(f"{REDIS_CLI} info replication")
+
+    if node == deployed.redis_servers[0]:
+        assert "role:master" in replication
+    else:
+        assert "role:slave" in replication
+        assert "master_link_status:up" in replication
