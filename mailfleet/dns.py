@@ -1,7 +1,7 @@
 """DKIM keys and the DNS records that each hosted domain must publish.
 
-The kit makes one RSA key per domain and selector on the machine that runs the deploy; the
-MX hosts get the private key, and `mailfleet dns` prints the public half as a TXT record,
+The kit makes one RSA key per domain and selector on the machine that runs the deploy, and
+the MX hosts get the private key. `mailfleet dns` prints the public half as a TXT record,
 beside the domain's MX, SPF and DMARC records and the addresses of the mail service.
 """
 

@@ -1,6 +1,6 @@
 """The EICAR anti-virus test file, built from parts so that no scanner flags this repository.
 
-The test cluster's ClamAV knows one signature: the MD5 and size of this string. Tests attach
+The test cluster's ClamAV has one signature: the MD5 and size of this string. Tests attach
 it to a message and expect a 5xx reply.
 """
 

@@ -20,8 +20,8 @@ class FilterPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # True when the cluster cannot reach the internet: Rspamd's modules that query outside
-    # services (RBLs, fuzzy hashes, ASN, remote maps, URL redirects) are switched off, and DNS
-    # lookups go to a resolver on loopback that answers at once. A deploy reports the mode.
+    # services (RBLs, fuzzy hashes, ASN, remote maps, URL redirects) are switched off, and each
+    # DNS lookup gets one try of one second. `mailfleet check` and the deploy report the mode.
     offline: bool = False
 
     # Score thresholds of Rspamd's actions: greylist (4xx, retried later), add_header (marked
@@ -34,7 +34,7 @@ class FilterPolicy(BaseModel):
     greylisting: bool = True
 
     # freshclam's PrivateMirror: the host name or URL of the operator's ClamAV signature
-    # mirror. None ships only the test signature file (see test_signatures) and masks freshclam.
+    # mirror. Leave it None only with test_signatures, which masks freshclam.
     clamav_mirror: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:/_-]+$")
     # Ship a small signature file that detects only the EICAR test string, for test clusters
     # without a mirror. Production names clamav_mirror instead.
@@ -42,9 +42,9 @@ class FilterPolicy(BaseModel):
 
     # DKIM selector of every hosted domain; the DNS record is <selector>._domainkey.<domain>.
     dkim_selector: str = Field(default="mail", pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-    # Folder, on the machine that runs the deploy, of the private keys named
-    # <domain>.<selector>.key (PEM, RSA of 2048 bits or more). `mailfleet dkim-keys` makes
-    # missing ones; the test cluster keeps its own under .state (never committed).
+    # Folder, on the machine that runs the deploy, of the PEM private keys named
+    # <domain>.<selector>.key. `mailfleet dkim-keys` makes missing ones (RSA, 2048 bits). The
+    # test cluster keeps its own under .state, never committed.
     dkim_key_folder: Path = Path("/etc/mailfleet/dkim")
     # DMARC policy published by `mailfleet dns` for every hosted domain.
     dmarc_policy: Literal["none", "quarantine", "reject"] = "quarantine"

@@ -64,10 +64,10 @@ def ensure_redis_password(path: Path) -> None:
         file.write(secrets.token_hex(32) + "\n")
 
 
-def test_filtering(domain: str) -> dict:
+def filtering_settings(domain: str) -> dict:
     """Return the test cluster's filtering settings, making its DKIM key and Redis password.
 
-    The container cluster has no internet, so Rspamd runs offline and ClamAV knows only the
+    The container cluster has no internet, so Rspamd runs offline and ClamAV has only the
     shipped test signature. The rate limit is low, so that a test can exceed it quickly.
     """
     ensure_dkim_key(DKIM_KEYS / f"{domain}.{DKIM_SELECTOR}.key")
@@ -103,6 +103,6 @@ def container_host(
             "allow_single_host_groups": True,
             # Few failures before a ban, so the brute-force test stays short.
             "security": {"ban_max_failures": 5, "ban_seconds": 600},
-            "filtering": test_filtering(domain),
+            "filtering": filtering_settings(domain),
         },
     )

@@ -269,7 +269,7 @@ def build_message(request: dict) -> EmailMessage:
 
 
 def send(request: dict) -> dict:
-    """Send messages over SMTP and return each one's SMTP reply; never raise on a 4xx or 5xx.
+    """Send messages over SMTP and return each one's SMTP reply, 4xx and 5xx included.
 
     Port 25 without login, or a submission port with STARTTLS and AUTH when the request has a
     password. "count" messages go over one connection, stopping at the first refusal. A

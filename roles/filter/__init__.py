@@ -28,7 +28,7 @@ RSPAMD_PORT = 11333
 CLAMD_SOCKET = "/run/clamav/clamd.ctl"
 CLAMAV_DATABASES = "/var/lib/clamav"
 TEST_SIGNATURES = f"{CLAMAV_DATABASES}/mailfleet-test.hdb"
-# Port of the HAProxy agent check that reports whether this MX's filter answers.
+# Port of the HAProxy agent check that reports whether this MX's filter responds.
 HEALTH_PORT = 11330
 HEALTH_SCRIPT = "/usr/local/lib/mailfleet/filter-health"
 VIRUS_SYMBOL = "CLAM_VIRUS"

@@ -13,6 +13,12 @@ def test_redis_running(host):
     assert host.service("redis-server").is_enabled
 
 
+def test_redis_open_files_limit(host, deployed):
+    limit = host.check_output("systemctl show -P LimitNOFILE redis-server")
+
+    assert int(limit) > deployed.filtering.redis_max_clients
+
+
 @pytest.mark.clause("2.2.4", "3.2")
 def test_redis_requires_password(host):
     assert "NOAUTH" in host.run("redis-cli ping").stdout

@@ -7,6 +7,7 @@ them whatever the outcome.
 from __future__ import annotations
 
 import contextlib
+import csv
 import email
 import os
 import subprocess
@@ -24,7 +25,7 @@ from tests.conftest import PROJECT
 pytestmark = pytest.mark.filtering
 
 OUTSIDE_SENDER = "someone@outside.test"
-# The GTUBE test string: any Rspamd rejects a message that contains it.
+# The GTUBE test string: Rspamd rejects every message that contains it.
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # Waits for the filter to come back, generous because the machine may be busy.
 RECOVERY_SECONDS = 180
@@ -169,8 +170,24 @@ FAULTS = {
 HEALTH_CHECK = "/usr/local/lib/mailfleet/filter-health"
 
 
+# Print HAProxy's statistics as CSV, from its admin socket (the load balancers lack socat).
+HAPROXY_STAT = (
+    "python3 -c 'import socket; s = socket.socket(socket.AF_UNIX);"
+    ' s.connect("/run/haproxy/admin.sock"); s.sendall(b"show stat\\n");'
+    " print(s.makefile().read())'"
+)
+
+
 def filter_healthy(node) -> bool:
     return on_node(node, HEALTH_CHECK).stdout.strip() == "up"
+
+
+def balancer_status(balancer, backend: str, server: str) -> str:
+    """Return HAProxy's status of a server in a backend: "UP", "DOWN" and so on."""
+    output = on_node(balancer, HAPROXY_STAT).stdout
+    rows = csv.DictReader(output.lstrip("# ").splitlines())
+    row = next(row for row in rows if (row["pxname"], row["svname"]) == (backend, server))
+    return row["status"]
 
 
 @contextlib.contextmanager
@@ -194,10 +211,16 @@ def broken_filter(node, fault: str):
 def test_broken_filter_defers_then_delivers(deployed, client, passwords, recipient, mx, fault):
     message_id = f"<filter-{fault}-{os.getpid()}@client.invalid>"
 
+    balancer = deployed.loadbalancers[0]
+
     with broken_filter(mx, fault):
         deferred = send(client, recipient, message_id=message_id)
         assert 400 <= deferred["code"] < 500, deferred
         assert fetch(client, recipient, passwords[recipient], message_id, wait=5) is None
+        # The agent check takes the MX out of rotation; its backup entry still takes mail.
+        assert harness.wait_until(
+            lambda: balancer_status(balancer, "smtp", mx.name).startswith("DOWN"), 60
+        ), balancer_status(balancer, "smtp", mx.name)
 
     # The client retries, as a sending server does after a 4xx.
     delivered = send(client, recipient, message_id=message_id)
