@@ -81,6 +81,8 @@ def haproxy_services(cluster: Cluster, node: Node) -> list[dict]:
         # An MX is in rotation only while its filter's agent reports "up". When no MX has a
         # healthy filter, the unchecked backup entries still reach Postfix, which then defers
         # each message with 4xx instead of the client finding no server at all.
+        # NOTE: the backups have no health check, and HAProxy uses only the first of them, so
+        # while no filter is healthy, mail goes to the first MX even if it is down.
         values["agent"] = FILTER_AGENT if service.role == "mta" else ""
         values["fallbacks"] = values["servers"] if service.role == "mta" else []
         services.append(values)
