@@ -16,9 +16,12 @@ postmaster = "alice@example.test"
 
 # Virtual users and their Dovecot password hashes (clauses 2.2.1, 5.1.5). The container
 # cluster replaces these hashes with ones of run-time test passwords (test_password_store).
+# Optional per user: quota (bytes or "2GiB"; none means no limit), aliases, and state
+# ("active", or "locked": receives mail but every login fails).
 mail_users = [
     {
         "address": "alice@example.test",
+        "quota": "2GiB",
         "password_hash": "{ARGON2ID}$argon2id$v=19$m=65536,t=3,p=4$nVOKsdZ6jxFCaM25V6o1hg$f+8kni1z0MjuW+aec74wY/I0TE2CAJzZynrhorVjZ4I",
     },
     {

@@ -194,7 +194,7 @@ def start_node(spec: NodeSpec, apt_cache: Path) -> None:
     docker(*arguments)
 
 
-def wait_until_booted(container: str, timeout: float = 90) -> None:
+def wait_until_booted(container: str, timeout: float = 180) -> None:
     """Wait until systemd in the container reports that it finished booting."""
     deadline = time.monotonic() + timeout
     status = ""

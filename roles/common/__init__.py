@@ -6,7 +6,7 @@ from io import StringIO
 
 from pyinfra.operations import apt, files, server, systemd
 
-from mailfleet.model import Cluster, Node
+from mailfleet.model import Cluster, MailUser, Node
 from mailfleet.passwords import DEFAULT_SCHEME
 from mailfleet.render import render
 from roles.common.services import configuration_applied
@@ -54,14 +54,24 @@ def passdb_values(cluster: Cluster) -> dict[str, object]:
     }
 
 
+def extra_fields(user: MailUser) -> list[str]:
+    """Return the passwd-file extra fields of a user: its lock and its quota."""
+    fields = []
+    if user.state == "locked":
+        # A locked account keeps its mail and receives more, but every login fails.
+        fields += ["nologin=y", "reason=Account_locked"]
+    if user.quota is not None:
+        fields.append(f"userdb_quota_rule=*:storage={int(user.quota)}B")
+    return fields
+
+
 def virtual_users(cluster: Cluster):
     """Write the passwd-file of user hashes, readable by root and Dovecot only (clause 5.1.5)."""
     users = [
         {
             "address": user.address,
             "password_hash": user.password_hash.get_secret_value(),
-            # A locked account keeps its mail and receives more, but every login fails.
-            "extra_fields": "nologin=y reason=Account_locked" if user.state == "locked" else "",
+            "extra_fields": " ".join(extra_fields(user)),
         }
         for user in cluster.mail_users
     ]
