@@ -8,13 +8,13 @@ beside the domain's MX, SPF and DMARC records and the addresses of the mail serv
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailfleet.model import Cluster, dkim_key_path
+from mailfleet.pki import write_private_key
 
 DKIM_KEY_BITS = 2048
 # RFC 1035 limits each character-string of a TXT record to 255 bytes; longer values are
@@ -29,14 +29,7 @@ def ensure_dkim_key(path: Path) -> bool:
         return False
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = rsa.generate_private_key(public_exponent=65537, key_size=DKIM_KEY_BITS)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(pem)
+    write_private_key(path, key)
     return True
 
 

@@ -24,13 +24,6 @@ def test_redis_requires_password(host):
     assert "NOAUTH" in host.run("redis-cli ping").stdout
 
 
-@pytest.mark.clause("3.2")
-def test_redis_config_private(host):
-    config = host.file("/etc/redis/redis.conf")
-
-    assert (config.user, config.group, config.mode) == ("root", "redis", 0o640)
-
-
 @pytest.mark.clause("2.2.4")
 def test_redis_replication(host, node, deployed):
     replication = host.check_output(f"{REDIS_CLI} info replication")
