@@ -93,10 +93,18 @@ def print_dns_records(arguments: argparse.Namespace) -> int:
 
 
 def generate_dkim_keys(arguments: argparse.Namespace) -> int:
-    """Make the keys before validation, which rejects an inventory whose keys are missing."""
-    data = load_inventory(arguments.inventory).get_data()
-    policy = FilterPolicy.model_validate(data.get("filtering", {}))
-    for domain in data.get("mail_domains", []):
+    """Make the keys before validation, which rejects an inventory whose keys are missing.
+
+    The settings are the first host's: `mailfleet check` makes sure that all hosts agree.
+    """
+    try:
+        first_host = next(iter(load_inventory(arguments.inventory)))
+    except (ClusterDataError, StopIteration) as error:
+        print(f"mailfleet: {arguments.inventory}: {error or 'the inventory has no hosts'}",
+              file=sys.stderr)
+        return 1
+    policy = FilterPolicy.model_validate(first_host.data.get("filtering") or {})
+    for domain in first_host.data.get("mail_domains") or []:
         path = dkim_key_path(policy, domain)
         made = dns.ensure_dkim_key(path)
         print(f"{'generated' if made else 'kept     '} {path}")

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mailfleet.cli import main
 from mailfleet.dns import (
     TXT_STRING_BYTES,
     dns_records,
@@ -63,3 +64,16 @@ def test_records_name_service_and_policies(site):
     assert 'example.test. IN TXT "v=spf1 ip4:10.0.0.21 ip4:10.0.0.22 -all"' in lines
     assert any(line.startswith('_dmarc.example.test. IN TXT "v=DMARC1; p=quarantine;')
                for line in lines)
+
+
+def test_dkim_keys_command_generates_missing(site, tmp_path, capsys):
+    inventory = site / "inventory.py"
+    folder = tmp_path / "new-keys"
+    text = inventory.read_text()
+    old_folder = next(line for line in text.split("'") if line.endswith("/dkim"))
+    inventory.write_text(text.replace(old_folder, str(folder)))
+
+    assert main(["dkim-keys", str(inventory)]) == 0
+
+    assert (folder / "example.test.mail.key").is_file()
+    assert "generated" in capsys.readouterr().out
