@@ -10,9 +10,11 @@ from pyinfra.connectors.docker import DockerConnector
 from mailfleet.inventory import cluster_from_inventory, data_source
 from roles.base import base
 from roles.common.journal import config_revision, deploy_recorded, operator
+from roles.filter import mail_filter
 from roles.loadbalancer import loadbalancer
 from roles.mailstore import mailstore
 from roles.mta import mta
+from roles.redis import redis
 from roles.storage import storage
 
 # pyinfra's @docker connector commits and then removes a container that was stopped when it
@@ -29,10 +31,15 @@ base(cluster, node)
 if node.storage is not None:
     storage(cluster, node, data_source(inventory, host.name, "storage"))
 
+if "redis" in node.roles:
+    redis(cluster, node)
+
 if "loadbalancer" in node.roles:
     loadbalancer(cluster, node)
 
 if "mta" in node.roles:
+    # The filter first: Postfix defers every message while its milter is missing.
+    mail_filter(cluster, node)
     mta(cluster, node)
 
 if "mailstore" in node.roles:

@@ -56,6 +56,22 @@ security = {
     "log_retention_days": 180,
 }
 
+# Spam and virus filter, DKIM signing, rate limits and Redis (clauses 2.2.4, 2.3.1, 5.1.8). Keys
+# left out keep their defaults; mailfleet/filtering.py lists every key with its default and
+# range. ClamAV needs a signature source: set clamav_mirror to your signature mirror. The
+# container cluster replaces this whole dict with its own (offline, test signatures).
+filtering = {
+    "offline": False,
+    "actions": {"greylist": 4, "add_header": 6, "reject": 15},
+    "greylisting": True,
+    "dkim_selector": "mail",
+    "dkim_key_folder": "/etc/mailfleet/dkim",
+    "dmarc_policy": "quarantine",
+    "rate_limit_messages": 100,
+    "rate_limit_period": "1h",
+    "redis_password_file": "/etc/mailfleet/redis-password",
+}
+
 # Clauses of the standard that these settings serve: clause id -> {data key: what it does}.
 # `mailfleet report` reads it; pyinfra drops group data names that start with "__".
 __clauses__ = {
@@ -73,6 +89,15 @@ __clauses__ = {
         "relay_networks": "no open relay: only these networks and logged-in users may relay",
         "tls_min_protocol": "TLS 1.0 and 1.1 are refused on every mail port",
         "security": "ciphers, firewall and SSH networks (tls_ciphers, admin_networks)",
+    },
+    "2.2.4": {
+        "filtering": "Rspamd's action thresholds, greylisting, DKIM and the per-user rate limit",
+    },
+    "2.3.1": {
+        "filtering": "ClamAV's signature source (clamav_mirror) for the virus scan of each message",
+    },
+    "5.1.8": {
+        "filtering": "ClamAV's signature source (clamav_mirror) for the virus scan of each message",
     },
     "5.1.5": {
         "mail_users": "password_hash takes hashes only; the cluster model rejects plaintext",

@@ -14,13 +14,15 @@ from mailfleet.localsite import container_host
 _DOMAIN = "example.test"
 _MAIL_HOSTNAME = "mail.example.test"
 
+_MX1 = container_host("mx1", 21, _DOMAIN, _MAIL_HOSTNAME)
+_MBOX1 = container_host("mbox1", 31, _DOMAIN, _MAIL_HOSTNAME)
+
 loadbalancers = [container_host("lb1", 11, _DOMAIN, _MAIL_HOSTNAME)]
-mtas = [container_host("mx1", 21, _DOMAIN, _MAIL_HOSTNAME)]
+mtas = [_MX1]
 # Every mailbox host keeps its mail on a btrfs RAID 1 over two disks. The harness backs each
 # named device with a loop device on the machine that runs the containers.
 _MAILBOX_STORAGE = {"kind": "btrfs", "devices": ["/dev/vdb", "/dev/vdc"]}
 
-mailstores = (
-    [container_host("mbox1", 31, _DOMAIN, _MAIL_HOSTNAME)],
-    {"storage": _MAILBOX_STORAGE},
-)
+mailstores = ([_MBOX1], {"storage": _MAILBOX_STORAGE})
+# Rspamd's Redis: the primary beside Postfix, its replica on the mailbox host.
+redis = [_MX1, _MBOX1]

@@ -24,11 +24,14 @@ def _host(name: str, address: str) -> tuple[str, dict]:
     )
 
 
+_MX1 = _host("mx1", "10.0.0.21")
+_MBOX1 = _host("mbox1", "10.0.0.31")
+
 loadbalancers = [_host("lb1", "10.0.0.11")]
-mtas = [_host("mx1", "10.0.0.21")]
+mtas = [_MX1]
 # Each mailbox host keeps its mail on an mdadm RAID 1 over two empty disks (clause 5.1.4). The
 # deploy stops before any change if a disk holds a file system; see the README's storage section.
-mailstores = (
-    [_host("mbox1", "10.0.0.31")],
-    {"storage": {"kind": "mdadm", "devices": ["/dev/sdb", "/dev/sdc"]}},
-)
+mailstores = ([_MBOX1], {"storage": {"kind": "mdadm", "devices": ["/dev/sdb", "/dev/sdc"]}})
+# Rspamd's Redis: the first host is the primary, the others replicate it. A host may carry
+# other roles too.
+redis = [_MX1, _MBOX1]

@@ -287,8 +287,26 @@ def _policy_lines(cluster: Cluster) -> list[str]:
         "retention": retention,
         "mail root": cluster.mail_root,
         "redundancy": redundancy,
+        **_filter_policies(cluster),
     }
     return [f"  {name:<20} {value}" for name, value in policies.items()]
+
+
+def _filter_policies(cluster: Cluster) -> dict[str, str]:
+    policy = cluster.filtering
+    offline = {
+        True: "on: Rspamd makes no outside lookups (offline = True)",
+        False: "off: Rspamd queries DNS blocklists and rspamd.com",
+    }[policy.offline]
+    signatures = (f"ClamAV from the mirror {policy.clamav_mirror}" if policy.clamav_mirror
+                  else "ClamAV with the EICAR test signature only (test_signatures = True)")
+    return {
+        "offline mode": offline,
+        "virus signatures": signatures,
+        "DKIM selector": policy.dkim_selector,
+        "user rate limit": f"{policy.rate_limit_messages} messages per"
+                           f" {policy.rate_limit_period}",
+    }
 
 
 def _days(days: int | None) -> str:

@@ -7,9 +7,11 @@ import logging
 import sys
 from pathlib import Path
 
-from mailfleet import admin, harness, report
+from mailfleet import admin, dns, harness, report
 from mailfleet.containers import HarnessError
-from mailfleet.inventory import ClusterDataError
+from mailfleet.filtering import FilterPolicy
+from mailfleet.inventory import ClusterDataError, load_cluster, load_inventory
+from mailfleet.model import dkim_key_path
 
 DEFAULT_INVENTORY = "inventories/local.py"
 
@@ -59,8 +61,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compliance.set_defaults(run=write_report)
 
+    records = commands.add_parser(
+        "dns",
+        help="print the DNS records every hosted domain needs (MX, SPF, DKIM, DMARC) and the"
+        " addresses of the mail service, as zone-file lines",
+    )
+    records.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
+    records.set_defaults(run=print_dns_records)
+
+    keys = commands.add_parser(
+        "dkim-keys",
+        help="generate the missing DKIM private key of each hosted domain in the inventory's"
+        " filtering.dkim_key_folder (mode 0600)",
+    )
+    keys.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
+    keys.set_defaults(run=generate_dkim_keys)
+
     admin.register(commands)
     return parser
+
+
+def print_dns_records(arguments: argparse.Namespace) -> int:
+    try:
+        cluster = load_cluster(arguments.inventory)
+    except ClusterDataError as error:
+        print(f"mailfleet: {arguments.inventory}: {error}", file=sys.stderr)
+        return 1
+    for line in dns.zone_lines(dns.dns_records(cluster)):
+        print(line)
+    return 0
+
+
+def generate_dkim_keys(arguments: argparse.Namespace) -> int:
+    """Make the keys before validation, which rejects an inventory whose keys are missing.
+
+    The settings are the first host's: `mailfleet check` makes sure that all hosts agree.
+    """
+    try:
+        first_host = next(iter(load_inventory(arguments.inventory)))
+    except (ClusterDataError, StopIteration) as error:
+        print(f"mailfleet: {arguments.inventory}: {error or 'the inventory has no hosts'}",
+              file=sys.stderr)
+        return 1
+    policy = FilterPolicy.model_validate(first_host.data.get("filtering") or {})
+    for domain in first_host.data.get("mail_domains") or []:
+        path = dkim_key_path(policy, domain)
+        made = dns.ensure_dkim_key(path)
+        print(f"{'generated' if made else 'kept     '} {path}")
+    return 0
 
 
 def write_report(arguments: argparse.Namespace) -> int:

@@ -268,6 +268,8 @@ def print_summary(cluster: Cluster, report: dict) -> None:
     client = f"[{localsite.CLIENT_ADDRESS}]"
     seen = any(client in header for header in report["received"])
     print(f"  Received header names the client {client}: {'yes' if seen else 'NO'}")
+    offline = "on" if cluster.filtering.offline else "off"
+    print(f"filter   Rspamd and ClamAV on every MX, offline mode {offline}")
     print("`make test` runs the test suite; `make down` removes the cluster.")
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import secrets
 from pathlib import Path
 
+from mailfleet.dns import ensure_dkim_key
 from mailfleet.pki import ensure_host_certificate
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -31,6 +33,9 @@ SUBNET = ipaddress.IPv4Network(f"172.30.{77 + SLOT}.0/24")
 # Test certificates and passwords made at run time; git ignores the folder.
 STATE = PROJECT / ".state" / ("local" if SLOT == 0 else f"local{SLOT}")
 TEST_PASSWORD_STORE = STATE / "test-passwords.json"
+DKIM_KEYS = STATE / "dkim"
+REDIS_PASSWORD_FILE = STATE / "redis-password"
+DKIM_SELECTOR = "mail"
 
 
 def address(host_number: int) -> str:
@@ -47,6 +52,35 @@ def container_name(name: str) -> str:
 # address leaves other clients alone.
 CLIENTS = {"client": address(100), "client2": address(101)}
 CLIENT_NAME, CLIENT_ADDRESS = next(iter(CLIENTS.items()))
+
+
+def ensure_redis_password(path: Path) -> None:
+    """Write a random Redis password to `path` (mode 0600) unless one is there."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(32) + "\n")
+
+
+def filtering_settings(domain: str) -> dict:
+    """Return the test cluster's filtering settings, making its DKIM key and Redis password.
+
+    The container cluster has no internet, so Rspamd runs offline and ClamAV has only the
+    shipped test signature. The rate limit is low, so that a test can exceed it quickly.
+    """
+    ensure_dkim_key(DKIM_KEYS / f"{domain}.{DKIM_SELECTOR}.key")
+    ensure_redis_password(REDIS_PASSWORD_FILE)
+    return {
+        "offline": True,
+        "test_signatures": True,
+        "dkim_selector": DKIM_SELECTOR,
+        "dkim_key_folder": str(DKIM_KEYS),
+        "redis_password_file": str(REDIS_PASSWORD_FILE),
+        "rate_limit_messages": 10,
+        "rate_limit_period": "1m",
+    }
 
 
 def container_host(
@@ -69,5 +103,6 @@ def container_host(
             "allow_single_host_groups": True,
             # Few failures before a ban, so the brute-force test stays short.
             "security": {"ban_max_failures": 5, "ban_seconds": 600},
+            "filtering": filtering_settings(domain),
         },
     )

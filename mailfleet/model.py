@@ -26,17 +26,20 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mailfleet.filtering import FilterPolicy
 from mailfleet.passwords import normalise_hash
 from mailfleet.security import SecurityPolicy
 from mailfleet.storage import Storage
 
-Role = Literal["loadbalancer", "mta", "mailstore"]
+Role = Literal["loadbalancer", "mta", "mailstore", "redis"]
 
-# Inventory group name -> the role its hosts run.
+# Inventory group name -> the role its hosts run. A host may be in several groups: the Redis
+# servers of a small cluster usually run beside Postfix or Dovecot.
 ROLE_GROUPS: dict[str, Role] = {
     "loadbalancers": "loadbalancer",
     "mtas": "mta",
     "mailstores": "mailstore",
+    "redis": "redis",
 }
 
 DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -47,6 +50,8 @@ LOCAL_PART_PATTERN = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*
 MAILBOX_LOCAL_PART_PATTERN = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 # Absolute path of plain segments: it is written unquoted into Dovecot and Postfix settings.
 MAIL_ROOT_PATTERN = re.compile(r"^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$")
+# The Redis password is written into Redis's and Rspamd's config files, quoted or not.
+REDIS_PASSWORD_PATTERN = re.compile(r"^[A-Za-z0-9+/=_-]{32,}$")
 # Relay networks wider than this would open the relay to a large part of the internet.
 WIDEST_RELAY_PREFIX = 8
 
@@ -211,6 +216,8 @@ class Cluster(Strict):
     allow_single_host_groups: bool = False
     # TLS ciphers, login throttling, firewall and log retention.
     security: SecurityPolicy = SecurityPolicy()
+    # Rspamd, ClamAV, DKIM signing, rate limits and the Redis they keep their state in.
+    filtering: FilterPolicy = FilterPolicy()
     nodes: list[Node] = Field(min_length=1)
 
     @field_validator("mail_domains")
@@ -269,6 +276,7 @@ class Cluster(Strict):
             *self._relay_problems(),
             *self._redundancy_problems(),
             *self._certificate_problems(),
+            *self._filter_problems(),
         ]
         if problems:
             raise problems_error(problems)
@@ -400,6 +408,33 @@ class Cluster(Strict):
                 problems.append(Problem(("nodes", index, key), message))
         return problems
 
+    def _filter_problems(self) -> list[Problem]:
+        """Check the signature source, the DKIM keys and the Redis password file."""
+        policy = self.filtering
+        problems = []
+        if (policy.clamav_mirror is None) == (not policy.test_signatures):
+            message = ("ClamAV needs exactly one signature source: name your signature mirror"
+                       " in clamav_mirror, or set test_signatures = True for a test cluster")
+            problems.append(Problem(("filtering", "clamav_mirror"), message))
+        for domain in self.mail_domains:
+            path = dkim_key_path(policy, domain)
+            if not path.is_file():
+                problems.append(Problem(("filtering", "dkim_key_folder"), f"the DKIM key {path}"
+                                        f" of {domain} is missing: run `mailfleet dkim-keys"
+                                        " INVENTORY` to generate it, then publish the record"
+                                        " that `mailfleet dns` prints"))
+        password_file = policy.redis_password_file
+        if not password_file.is_file():
+            problems.append(Problem(("filtering", "redis_password_file"), f"{password_file} is"
+                                    " missing: write a random password of 32 characters or"
+                                    " more to it, for example with `openssl rand -hex 32 >"
+                                    f" {password_file}`"))
+        elif not REDIS_PASSWORD_PATTERN.match(password_file.read_text().strip()):
+            problems.append(Problem(("filtering", "redis_password_file"), f"{password_file}"
+                                    " must hold one password of 32 or more letters, digits,"
+                                    " '+', '/', '=', '_' or '-': write such a random one"))
+        return problems
+
     def nodes_with(self, role: Role) -> list[Node]:
         return [node for node in self.nodes if role in node.roles]
 
@@ -416,6 +451,16 @@ class Cluster(Strict):
         return self.nodes_with("mailstore")
 
     @property
+    def redis_servers(self) -> list[Node]:
+        """The Redis hosts: the first is the primary, the others replicate it."""
+        return self.nodes_with("redis")
+
+    @property
+    def service_addresses(self) -> list[ipaddress.IPv4Address]:
+        """Addresses that clients reach the mail service on, which mail_hostname resolves to."""
+        return [node.address for node in self.loadbalancers]
+
+    @property
     def proxy_peers(self) -> list[ipaddress.IPv4Address]:
         """Addresses that may send a PROXY protocol header: the load balancers."""
         return [node.address for node in self.loadbalancers]
@@ -425,6 +470,11 @@ class Cluster(Strict):
             if node.inventory_name == inventory_name:
                 return node
         raise KeyError(inventory_name)
+
+
+def dkim_key_path(policy: FilterPolicy, domain: str) -> Path:
+    """Return where the deploy machine keeps the private DKIM key of a domain."""
+    return policy.dkim_key_folder / f"{domain}.{policy.dkim_selector}.key"
 
 
 def certificate_problems(node: Node, mail_hostname: str) -> list[tuple[str, str]]:

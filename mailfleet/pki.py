@@ -10,12 +10,14 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = datetime.timedelta(days=365)
 
 
-def _write_private_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+def write_private_key(path: Path, key: PrivateKeyTypes) -> None:
+    """Write a private key as unencrypted PKCS#8 PEM, readable by its owner only."""
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -62,7 +64,7 @@ def ensure_ca(folder: Path, name: str = "mailfleet test CA") -> Path:
         )
         .sign(key, hashes.SHA256())
     )
-    _write_private_key(key_path, key)
+    write_private_key(key_path, key)
     certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return certificate_path
 
@@ -111,7 +113,7 @@ def ensure_host_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write_private_key(key_path, key)
+    write_private_key(key_path, key)
     chain = certificate.public_bytes(serialization.Encoding.PEM)
     chain += ca_certificate.public_bytes(serialization.Encoding.PEM)
     certificate_path.write_bytes(chain)

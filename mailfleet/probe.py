@@ -8,6 +8,7 @@ the cluster's service name, which the client container resolves to the load bala
 from __future__ import annotations
 
 import email
+import email.utils
 import imaplib
 import json
 import poplib
@@ -248,6 +249,79 @@ def pop3_has(request: dict, user: str, password: str, message_id: str) -> bool:
         pop.quit()
 
 
+def build_message(request: dict) -> EmailMessage:
+    """Build a message from the request: sender, recipient, subject, body, attachment and
+    Message-ID, each optional but the first two."""
+    message = EmailMessage()
+    message["From"] = request["sender"]
+    message["To"] = request["recipient"]
+    message["Subject"] = request.get("subject", "mailfleet filter test")
+    message["Date"] = email.utils.formatdate(localtime=True)
+    message["Message-ID"] = request.get("message_id") or f"<{uuid.uuid4()}@client.invalid>"
+    # Rspamd caches clamd's verdict per content, so each message gets content of its own.
+    default_body = f"A message for the filter tests, {uuid.uuid4()}.\n"
+    message.set_content(request.get("body", default_body))
+    attachment = request.get("attachment")
+    if attachment is not None:
+        message.add_attachment(attachment.encode("latin-1"), maintype="application",
+                               subtype="octet-stream", filename="attachment.bin")
+    return message
+
+
+def send(request: dict) -> dict:
+    """Send messages over SMTP and return each one's SMTP reply, 4xx and 5xx included.
+
+    Port 25 without login, or a submission port with STARTTLS and AUTH when the request has a
+    password. "count" messages go over one connection, stopping at the first refusal. A
+    refused connection, or one closed before a reply, is reported with code 0.
+    """
+    replies = []
+    try:
+        with smtplib.SMTP(request["host"], request.get("port", 25),
+                          timeout=request.get("timeout", 120)) as smtp:
+            smtp.ehlo("client.invalid")
+            if "password" in request:
+                smtp.starttls(context=tls_context())
+                smtp.ehlo("client.invalid")
+                smtp.login(request["sender"], request["password"])
+            for _ in range(request.get("count", 1)):
+                message = build_message(request)
+                try:
+                    smtp.send_message(message)
+                    replies.append({"code": 250, "text": "", "message_id": message["Message-ID"]})
+                except smtplib.SMTPRecipientsRefused as error:
+                    code, text = next(iter(error.recipients.values()))
+                    replies.append({"code": code, "text": text.decode(errors="replace")})
+                except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
+                    replies.append({"code": error.smtp_code,
+                                    "text": error.smtp_error.decode(errors="replace")})
+                if replies[-1]["code"] != 250:
+                    break
+                smtp.rset()
+    except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as error:
+        replies.append({"code": 0, "text": f"{type(error).__name__}: {error}"})
+    return {"replies": replies}
+
+
+def fetch(request: dict) -> dict:
+    """Wait up to "wait" seconds for a message in the INBOX; return the first copy whole, or
+    null, and the number of copies."""
+    started = time.monotonic()
+    while True:
+        with imaplib.IMAP4_SSL(request["host"], 993, ssl_context=tls_context(),
+                               timeout=TIMEOUT) as imap:
+            imap.login(request["user"], request["password"])
+            imap.select("INBOX", readonly=True)
+            _, found = imap.search(None, "HEADER", "Message-ID", request["message_id"])
+            numbers = found[0].split()
+            if numbers:
+                _, data = imap.fetch(numbers[0], "(BODY.PEEK[])")
+                return {"message": data[0][1].decode("latin-1"), "copies": len(numbers)}
+        if time.monotonic() - started > request.get("wait", 30):
+            return {"message": None, "copies": 0}
+        time.sleep(1)
+
+
 def roundtrip(request: dict) -> dict:
     """Send from one user to another, then find the message over IMAP and over POP3."""
     sender, recipient = request["sender"], request["recipient"]
@@ -323,12 +397,14 @@ def imap_messages(request: dict) -> dict:
 ACTIONS = {
     "banners": banners,
     "ehlo": ehlo,
+    "fetch": fetch,
     "imap_capabilities": imap_capabilities,
     "imap_login": imap_login,
     "imap_messages": imap_messages,
     "reachable": reachable,
     "relay": relay,
     "roundtrip": roundtrip,
+    "send": send,
     "send_many": send_many,
     "smtp_login": smtp_login,
     "tls_handshakes": tls_handshakes,

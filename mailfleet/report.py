@@ -33,9 +33,9 @@ LIVE_PREFIXES = ("tests.infra.", "tests.scenarios.")
 FAILED = ("failed", "error")
 # Maximum length of the failure message kept per test, which is its first line.
 MESSAGE_LIMIT = 300
-# Role packages whose steps run on hosts of other roles. NOTE: keep in step with deploy.py;
-# any other source that is not named after a role (group data) applies to every host.
-SHARED_PACKAGES = {"roles/common": ("mta", "mailstore")}
+# Role packages not named after the roles whose hosts run their steps. NOTE: keep in step with
+# deploy.py. Any other source not named after a role (group data) applies to every host.
+SHARED_PACKAGES = {"roles/common": ("mta", "mailstore"), "roles/filter": ("mta",)}
 
 
 class ReportError(Exception):

@@ -12,13 +12,17 @@ from mailfleet.model import Cluster, Node
 from roles.common import DOVECOT_LOG, put_rendered
 from roles.common.journal import JOURNAL, JOURNAL_FOLDER
 from roles.common.services import configuration_applied
+from roles.filter import HEALTH_PORT
 from roles.loadbalancer import SERVICES
+from roles.redis import PORT as REDIS_PORT
 
 # Clause -> {"file on the host: setting": what it does}, read by `mailfleet report`.
 CLAUSES = {
     "3.2": {
         "/etc/nftables.conf: policy drop": "inbound traffic is dropped unless a rule admits it",
-        "/etc/nftables.conf: ip saddr": "MX and mailbox ports admit only the cluster's peers",
+        "/etc/nftables.conf: ip saddr": (
+            "MX, mailbox and Redis ports admit only the cluster's peers"
+        ),
     },
     "5.1.5": {
         "/etc/logrotate.d/mailfleet: rotate": "logs are kept for log_retention_days",
@@ -41,7 +45,7 @@ def firewall_rules(cluster: Cluster, node: Node) -> list[dict]:
     """Return the inbound rules of the node's roles.
 
     Clients reach only the load balancers. The MX and mailbox ports admit only the load
-    balancers, and LMTP admits only the MX hosts.
+    balancers, LMTP admits only the MX hosts, and Redis only the MX and other Redis hosts.
     """
     balancers = [str(lb.address) for lb in cluster.loadbalancers]
     rules = []
@@ -53,6 +57,10 @@ def firewall_rules(cluster: Cluster, node: Node) -> list[dict]:
             {"comment": "SMTP from the load balancers", "sources": balancers,
              "ports": ports_of("mta")}
         )
+        rules.append(
+            {"comment": "filter health checks from the load balancers", "sources": balancers,
+             "ports": [HEALTH_PORT]}
+        )
     if "mailstore" in node.roles:
         rules.append(
             {"comment": "IMAP and POP3 from the load balancers", "sources": balancers,
@@ -61,6 +69,15 @@ def firewall_rules(cluster: Cluster, node: Node) -> list[dict]:
         rules.append(
             {"comment": "LMTP from the MX hosts",
              "sources": [str(mta.address) for mta in cluster.mtas], "ports": [24]}
+        )
+    # A host reaches its own address over loopback, which needs no rule. An empty source list
+    # would admit every address, so a Redis host without peers gets no rule.
+    redis_peers = {str(other.address) for other in cluster.mtas + cluster.redis_servers}
+    redis_peers.discard(str(node.address))
+    if "redis" in node.roles and redis_peers:
+        rules.append(
+            {"comment": "Redis from the MX hosts and the other Redis hosts",
+             "sources": sorted(redis_peers), "ports": [REDIS_PORT]}
         )
     return rules
 

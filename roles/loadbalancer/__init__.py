@@ -10,12 +10,15 @@ from pyinfra.operations import apt, systemd
 from mailfleet.model import Cluster, Node, Role
 from roles.common import put_rendered
 from roles.common.services import configuration_applied
+from roles.filter import HEALTH_PORT
 
 CONFIG = "/etc/haproxy/haproxy.cfg"
 
 SMTP_CHECK = ("option smtpchk EHLO {hostname}",)
 IMAP_CHECK = ("option tcp-check", 'tcp-check expect string "* OK"')
 POP3_CHECK = ("option tcp-check", 'tcp-check expect string "+OK"')
+# The MX hosts' filter health agent, asked every few seconds besides the service check.
+FILTER_AGENT = f" agent-check agent-port {HEALTH_PORT} agent-inter 3s"
 # Implicit-TLS ports: the check completes a TLS handshake with the backend.
 TLS_CHECK_OPTIONS = " check-ssl verify none"
 
@@ -52,6 +55,11 @@ CLAUSES = {
         "/etc/haproxy/haproxy.cfg: check": "health checks take a failed backend out of service",
         "/etc/haproxy/haproxy.cfg: send-proxy-v2": "backends see the client's address",
     },
+    "2.2.4": {
+        "/etc/haproxy/haproxy.cfg: agent-check": (
+            "an MX whose spam and virus filter does not answer gets no new connections"
+        ),
+    },
     "5.1.7": {
         "/etc/haproxy/haproxy.cfg: frontend": (
             "one frontend per mail port: SMTP 25, 587, 465, IMAP 143, 993 and POP3 110, 995"
@@ -66,10 +74,17 @@ def haproxy_services(cluster: Cluster, node: Node) -> list[dict]:
     for service in SERVICES:
         values = asdict(service)
         values["check"] = [line.format(hostname=hostname) for line in service.check]
+        backends = cluster.nodes_with(service.role)
         values["servers"] = [
-            {"name": backend.name, "address": str(backend.address)}
-            for backend in cluster.nodes_with(service.role)
+            {"name": backend.name, "address": str(backend.address)} for backend in backends
         ]
+        # An MX is in rotation only while its filter's agent reports "up". When no MX has a
+        # healthy filter, the unchecked backup entries still reach Postfix, which then defers
+        # each message with 4xx instead of the client finding no server at all.
+        # NOTE: the backups have no health check, and HAProxy uses only the first of them, so
+        # while no filter is healthy, mail goes to the first MX even if it is down.
+        values["agent"] = FILTER_AGENT if service.role == "mta" else ""
+        values["fallbacks"] = values["servers"] if service.role == "mta" else []
         services.append(values)
     return services
 

@@ -20,6 +20,7 @@ from roles.common import (
     vmail_account,
 )
 from roles.common.services import configuration_applied
+from roles.filter import MILTER_PORT
 
 POSTFIX = "/etc/postfix"
 POSTFIX_LOG = "/var/log/postfix.log"
@@ -114,6 +115,10 @@ def postfix_files(cluster: Cluster, node: Node) -> None:
         tls_min_protocol=cluster.tls_min_protocol,
         tls_ciphers=cluster.security.tls_ciphers,
         log_path=POSTFIX_LOG,
+        milter_port=MILTER_PORT,
+        milter_connect_timeout=cluster.filtering.milter_connect_timeout,
+        milter_command_timeout=cluster.filtering.milter_command_timeout,
+        milter_content_timeout=cluster.filtering.milter_content_timeout,
     )
     put_rendered(
         name="Postfix listens with postscreen on 25 and for submission on 587 and 465",

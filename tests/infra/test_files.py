@@ -16,6 +16,12 @@ FILES = {
         ("/etc/postfix/tls/mail.key", "root", "root", 0o600),
         ("/etc/dovecot/dovecot.conf", "root", "root", 0o644),
         ("/etc/dovecot/users", "root", "dovecot", 0o640),
+        # The DKIM keys and the Redis password are readable by root and Rspamd only.
+        ("/var/lib/rspamd/dkim", "root", "_rspamd", 0o750),
+        ("/etc/rspamd/local.d/redis.conf", "root", "_rspamd", 0o640),
+    ],
+    "redis": [
+        ("/etc/redis/redis.conf", "root", "redis", 0o640),
     ],
     "mailstore": [
         ("/etc/dovecot/dovecot.conf", "root", "root", 0o644),

@@ -12,6 +12,8 @@ import pytest
 from pyinfra.connectors.docker import DockerConnector
 from pyinfra.connectors.ssh import SSHConnector
 
+from mailfleet.dns import ensure_dkim_key
+from mailfleet.localsite import ensure_redis_password
 from mailfleet.passwords import hash_password
 from mailfleet.pki import ensure_host_certificate
 
@@ -20,6 +22,7 @@ NODES = {
     "loadbalancers": [("lb1", "10.0.0.11"), ("lb2", "10.0.0.12")],
     "mtas": [("mx1", "10.0.0.21"), ("mx2", "10.0.0.22")],
     "mailstores": [("mbox1", "10.0.0.31"), ("mbox2", "10.0.0.32")],
+    "redis": [("mx1", "10.0.0.21"), ("mbox1", "10.0.0.31")],
 }
 ALICE_HASH = hash_password("alice's password")
 BOB_HASH = hash_password("bob's password", "BLF-CRYPT")
@@ -48,8 +51,11 @@ allow_single_host_groups = False
 
 @pytest.fixture(scope="session")
 def certificates(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
-    """A test CA's certificate and key for every node, made once per test session."""
+    """A test CA's certificate and key for every node, made once per test session, with the
+    DKIM key and Redis password that the filtering settings name beside them."""
     folder = tmp_path_factory.mktemp("tls")
+    ensure_dkim_key(folder / "dkim" / "example.test.mail.key")
+    ensure_redis_password(folder / "redis-password")
     return {
         name: ensure_host_certificate(
             folder, name, dns_names=[f"{name}.example.test", MAIL_HOSTNAME], addresses=[address]
@@ -59,8 +65,20 @@ def certificates(tmp_path_factory) -> dict[str, tuple[Path, Path]]:
     }
 
 
+def filtering_data(certificates) -> dict:
+    """Return filtering settings whose key and password files are in the certificates' folder."""
+    folder = next(iter(certificates.values()))[0].parent
+    return {
+        "test_signatures": True,
+        "dkim_key_folder": str(folder / "dkim"),
+        "redis_password_file": str(folder / "redis-password"),
+    }
+
+
 def inventory_text(certificates, nodes=NODES, extra_host_data: str = "") -> str:
-    """Return an inventory file that lists the nodes with addresses and certificate files."""
+    """Return an inventory file that lists the nodes with addresses, certificate files and
+    filtering settings."""
+    extra_host_data = f', "filtering": {filtering_data(certificates)!r}{extra_host_data}'
     lines = ['"""A test inventory."""', ""]
     for group, members in nodes.items():
         entries = []

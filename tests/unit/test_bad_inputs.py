@@ -37,6 +37,7 @@ def user_hash(old: str, new: str) -> dict[str, tuple[str, str]]:
 
 
 ALL = "group_data/all.py"
+INVENTORY = "inventory.py"
 CASES = [
     Case("misspelt cluster key", "all.py:17", "message_size_limt",
          replace={ALL: ("message_size_limit =", "message_size_limt =")}),
@@ -150,6 +151,25 @@ CASES = [
          clause="5.1.4"),
     Case("users not a list", "all.py:7", "mail_users",
          replace={ALL: ("mail_users = [", "mail_users = 3\nunused = [")}),
+    Case("no virus signature source", "inventory.py (host lb1)", "filtering.clamav_mirror",
+         replace={INVENTORY: ("'test_signatures': True", "'test_signatures': False")},
+         clause="2.3.1"),
+    Case("two virus signature sources", "inventory.py (host lb1)", "filtering.clamav_mirror",
+         replace={INVENTORY: ("'test_signatures': True",
+                              "'test_signatures': True, 'clamav_mirror': 'mirror.example.test'")},
+         clause="2.3.1"),
+    Case("missing DKIM key", "inventory.py (host lb1)", "filtering.dkim_key_folder",
+         replace={INVENTORY: ("/dkim'", "/no-dkim'")}, clause="2.2.4"),
+    Case("missing Redis password file", "inventory.py (host lb1)",
+         "filtering.redis_password_file",
+         replace={INVENTORY: ("/redis-password'", "/no-redis-password'")}),
+    Case("rate limit period without unit", "inventory.py (host lb1)",
+         "filtering.rate_limit_period",
+         replace={INVENTORY: ("'test_signatures': True",
+                              "'test_signatures': True, 'rate_limit_period': '60'")}),
+    Case("action table without reject", "inventory.py (host lb1)", "filtering",
+         replace={INVENTORY: ("'test_signatures': True",
+                              "'test_signatures': True, 'actions': {'add_header': 6}")}),
 ]
 
 

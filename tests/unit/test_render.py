@@ -172,6 +172,8 @@ MAIN_CF = {
     "virtual_transport": "lmtp:inet:[10.0.0.31]:24", "recipient_delimiter": "+",
     "message_size_limit": 1024, "relay_networks": ["127.0.0.0/8"], "tls_min_protocol": "TLSv1.2",
     "tls_ciphers": "ECDHE-ECDSA-AES128-GCM-SHA256", "log_path": "/var/log/postfix.log",
+    "milter_port": 11332, "milter_connect_timeout": 10, "milter_command_timeout": 30,
+    "milter_content_timeout": 60,
 }
 
 
@@ -224,6 +226,7 @@ def test_haproxy_cfg_keeps_server_name(name):
     service = {
         "name": "smtp", "port": 25, "timeout": "5m", "balance": "leastconn", "check": [],
         "server_options": "", "servers": [{"name": name, "address": "10.0.0.21"}],
+        "agent": "", "fallbacks": [],
     }
     text = _render_or_reject(
         "haproxy/etc/haproxy/haproxy.cfg.j2", services=[service], max_connections=10,
