@@ -89,8 +89,8 @@ def up(inventory: str) -> Cluster:
     """Start a container per inventory host, plus the test client, on the private network."""
     if localsite.LAUNCHER != "harness":
         raise HarnessError(
-            f"MAILFLEET_LAUNCHER={localsite.LAUNCHER}: {localsite.LAUNCHER} starts these "
-            "containers, not mailfleet (`molecule create -s mailfleet`); unset it to use the "
+            f"MAILFLEET_LAUNCHER={localsite.LAUNCHER}: these containers are molecule's, so start "
+            "them with `molecule create -s mailfleet`, or unset MAILFLEET_LAUNCHER to use the "
             "harness's cluster"
         )
     cluster = load_cluster(inventory)

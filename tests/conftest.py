@@ -68,7 +68,7 @@ def cluster(inventory_path: str) -> Cluster:
 @pytest.fixture(scope="session")
 def deployed(pytestconfig: pytest.Config, cluster: Cluster, inventory_path: str):
     """The cluster, deployed: brought up and deployed once per session for the container cluster,
-    unless --no-deploy says that it already is."""
+    unless --no-deploy is given."""
     if not uses_container_cluster(pytestconfig):
         yield cluster
         return
