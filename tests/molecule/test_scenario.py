@@ -31,6 +31,11 @@ STEP_TIMEOUTS = {"create": 300, "converge": 1200, "idempotence": 600, "verify": 
 MOLECULE_CLUSTER = localsite.cluster_name(localsite.SLOT, "molecule")
 MOLECULE_SUBNET = localsite.subnet_prefix(localsite.SLOT, "molecule")
 HARNESS_SUBNET = localsite.subnet_prefix(localsite.SLOT, "harness")
+# Molecule keeps which instances exist in a folder named after the checkout's folder name
+# alone, so runs in other slots or other checkouts of the same name would share it.
+EPHEMERAL_DIRECTORY = (
+    PROJECT / ".state" / localsite.state_folder_name(localsite.SLOT, "molecule") / "ephemeral"
+)
 # Labels that only one launcher sets, for its own clean-up: molecule's `owner`.
 LAUNCHER_LABELS = {"owner"}
 NODE_NAMES = [node.name for node in load_cluster(PROJECT / DEFAULT_INVENTORY).nodes]
@@ -46,6 +51,7 @@ def run_molecule(step: str) -> subprocess.CompletedProcess:
         # The dependency and converge steps run `mailfleet`, the verifier `pytest`, by name.
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "MAILFLEET_SLOT": str(localsite.SLOT),
+        "MOLECULE_EPHEMERAL_DIRECTORY": str(EPHEMERAL_DIRECTORY),
         "NO_COLOR": "1",
         "ANSIBLE_NOCOLOR": "1",
         "PY_COLORS": "0",
