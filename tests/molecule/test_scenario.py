@@ -99,15 +99,18 @@ def inspect(kind: str, name: str) -> dict:
 
 
 def normalise(value, cluster: str, subnet: str):
-    """Replace a launcher's cluster name and subnet in every string, and treat the empty forms
-    that docker's CLI and its API leave (null, [], {}, "") as one."""
+    """Replace a launcher's cluster name and subnet in every string and key, and treat the
+    empty forms that docker's CLI and its API leave (null, [], {}) as one."""
     if isinstance(value, dict):
-        entries = {key: normalise(item, cluster, subnet) for key, item in value.items()}
+        entries = {
+            normalise(key, cluster, subnet): normalise(item, cluster, subnet)
+            for key, item in value.items()
+        }
         return {key: item for key, item in entries.items() if item is not None} or None
     if isinstance(value, list):
         return [normalise(item, cluster, subnet) for item in value] or None
     if isinstance(value, str):
-        return value.replace(cluster, "<cluster>").replace(f"{subnet}.", "<subnet>.") or None
+        return value.replace(cluster, "<cluster>").replace(f"{subnet}.", "<subnet>.")
     return value
 
 
@@ -166,6 +169,11 @@ def test_nodes_match_harness(scenario, node_name):
     assert molecule_node["Config"] == harness_node["Config"]
     assert molecule_node["HostConfig"] == harness_node["HostConfig"]
     assert molecule_node["Networks"] == harness_node["Networks"]
+    # The settings that systemd as PID 1 needs are compared, not normalised away.
+    assert set(harness_node["HostConfig"]["Tmpfs"]) == {"/run", "/run/lock", "/tmp"}
+    assert "SYS_ADMIN" in harness_node["HostConfig"]["CapAdd"]
+    assert harness_node["HostConfig"]["CgroupnsMode"] == "host"
+    assert harness_node["Config"]["Cmd"] == ["/sbin/init"]
 
 
 def test_networks_match_harness(scenario):
