@@ -24,8 +24,8 @@ pytestmark = [pytest.mark.molecule, pytest.mark.cluster]
 VENV_BIN = Path(sys.executable).parent
 MOLECULE = VENV_BIN / "molecule"
 SCENARIO = "mailfleet"
-# Seconds per step. A first converge installs every package; on 2 cores shared with other
-# clusters it took about N minutes.
+# Seconds per step. A first converge installs every package: with empty apt caches, on 2 cores
+# shared with five other clusters, it took about 10 minutes.
 STEP_TIMEOUTS = {"create": 300, "converge": 1200, "idempotence": 600, "verify": 600,
                  "destroy": 300}
 MOLECULE_CLUSTER = localsite.cluster_name(localsite.SLOT, "molecule")
