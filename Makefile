@@ -28,7 +28,7 @@ $(BIN)/mailfleet: pyproject.toml
 	@echo "mailfleet: installing the project into $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,molecule]'
 	@touch $@
 
 cluster: setup

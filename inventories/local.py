@@ -9,7 +9,7 @@ NOTE: deploy with `mailfleet deploy` (or `make deploy`), which starts the contai
 pyinfra's @docker connector commits and removes a container that is stopped when it connects.
 """
 
-from mailfleet.localsite import container_host
+from mailfleet.localsite import LAUNCHER, container_host
 
 _DOMAIN = "example.test"
 _MAIL_HOSTNAME = "mail.example.test"
@@ -23,6 +23,8 @@ mtas = [_MX1]
 # named device with a loop device on the machine that runs the containers.
 _MAILBOX_STORAGE = {"kind": "btrfs", "devices": ["/dev/vdb", "/dev/vdc"]}
 
-mailstores = ([_MBOX1], {"storage": _MAILBOX_STORAGE})
+# Molecule's containers have no loop devices, so its mailbox hosts keep mail on the root
+# file system.
+mailstores = ([_MBOX1], {"storage": _MAILBOX_STORAGE} if LAUNCHER == "harness" else {})
 # Rspamd's Redis: the primary beside Postfix, its replica on the mailbox host.
 redis = [_MX1, _MBOX1]

@@ -41,6 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
     down = commands.add_parser("down", help="remove the cluster's containers and network")
     down.set_defaults(run=lambda arguments: harness.down(), locked=True)
 
+    image = commands.add_parser(
+        "image", help="start the Docker daemon if needed and build the base image if missing"
+    )
+    image.set_defaults(run=lambda arguments: harness.prepare_host())
+
+    converge = commands.add_parser(
+        "converge",
+        help="run the pyinfra deploy on containers that are already running (molecule's"
+        " converge), then print the number of operations that changed something",
+    )
+    converge.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
+    converge.set_defaults(run=lambda arguments: harness.converge(arguments.inventory), locked=True)
+
+    scenario = commands.add_parser(
+        "molecule-scenario",
+        help="write molecule/mailfleet/molecule.yml from the inventory and the harness's node"
+        " definition",
+    )
+    scenario.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
+    scenario.set_defaults(run=write_molecule_scenario)
+
     compliance = commands.add_parser(
         "report",
         help="write the compliance report (Markdown, JSON, HTML): each clause of the standard,"
@@ -117,6 +138,15 @@ def write_report(arguments: argparse.Namespace) -> int:
     except report.ReportError as error:
         print(f"mailfleet: {error}", file=sys.stderr)
         return 1
+    return 0
+
+
+def write_molecule_scenario(arguments: argparse.Namespace) -> int:
+    # PyYAML comes with the molecule extra: import it only for this command.
+    from mailfleet import molecule_scenario
+
+    path = molecule_scenario.write_scenario(arguments.inventory)
+    print(f"mailfleet: wrote {path.relative_to(molecule_scenario.PROJECT)}")
     return 0
 
 

@@ -121,6 +121,9 @@ class NodeSpec:
     tmpfs: tuple[str, ...] = ("/run", "/run/lock", "/tmp")
     volumes: tuple[str, ...] = ("/sys/fs/cgroup:/sys/fs/cgroup:rw",)
     cgroupns: str = "host"
+    # systemd shuts down cleanly on SIGRTMIN+3, not on docker's default SIGTERM.
+    stop_signal: str = "SIGRTMIN+3"
+    command: tuple[str, ...] = ("/sbin/init",)
     labels: dict[str, str] = field(default_factory=dict)
     # name -> address entries for the container's /etc/hosts.
     extra_hosts: dict[str, str] = field(default_factory=dict)
@@ -131,6 +134,11 @@ class NodeSpec:
     def container(self) -> str:
         return f"{self.cluster}-{self.name}"
 
+    @property
+    def all_labels(self) -> dict[str, str]:
+        """The container's labels: its cluster's, which `mailfleet down` selects by, and its own."""
+        return {"mailfleet.cluster": self.cluster, **self.labels}
+
     def run_arguments(self) -> list[str]:
         arguments = [
             "run", "--detach",
@@ -139,8 +147,7 @@ class NodeSpec:
             "--network", self.network,
             "--ip", self.address,
             f"--cgroupns={self.cgroupns}",
-            "--stop-signal", "SIGRTMIN+3",
-            "--label", f"mailfleet.cluster={self.cluster}",
+            "--stop-signal", self.stop_signal,
         ]
         for capability in self.capabilities:
             arguments += ["--cap-add", capability]
@@ -148,13 +155,22 @@ class NodeSpec:
             arguments += ["--tmpfs", path]
         for volume in self.volumes:
             arguments += ["--volume", volume]
-        for key, value in sorted(self.labels.items()):
+        for key, value in sorted(self.all_labels.items()):
             arguments += ["--label", f"{key}={value}"]
         for name, address in sorted(self.extra_hosts.items()):
             arguments += ["--add-host", f"{name}:{address}"]
         for device in self.devices:
             arguments += ["--device", device]
-        return [*arguments, self.image, "/sbin/init"]
+        return [*arguments, self.image, *self.command]
+
+
+def apt_cache_volume(spec: NodeSpec, apt_cache: Path | str) -> str:
+    """Return the bind mount of the node's own apt cache, a folder named after its container.
+
+    Each container keeps its own cache, so that clusters running side by side never share
+    apt's lock, and the cache outlives the container so that packages are fetched once.
+    """
+    return f"{apt_cache}/{spec.container}:/var/cache/apt/archives"
 
 
 def loop_devices_of(backing_file: Path) -> list[str]:
@@ -234,11 +250,7 @@ def container_state(container: str) -> str | None:
 
 
 def start_node(spec: NodeSpec, apt_cache: Path) -> None:
-    """Start the node's container, reusing one that exists.
-
-    Each container keeps its own apt cache, so that clusters running side by side never share
-    apt's lock.
-    """
+    """Start the node's container with its apt cache, reusing a container that exists."""
     state = container_state(spec.container)
     if state == "running":
         return
@@ -246,10 +258,9 @@ def start_node(spec: NodeSpec, apt_cache: Path) -> None:
         docker("start", spec.container)
         return
 
-    node_cache = apt_cache / spec.container
-    node_cache.mkdir(parents=True, exist_ok=True)
+    (apt_cache / spec.container).mkdir(parents=True, exist_ok=True)
     arguments = spec.run_arguments()
-    arguments[2:2] = ["--volume", f"{node_cache}:/var/cache/apt/archives"]
+    arguments[2:2] = ["--volume", apt_cache_volume(spec, apt_cache)]
     docker(*arguments)
 
 

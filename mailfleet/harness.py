@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -76,10 +77,11 @@ def node_disks(node: Node) -> tuple[str, ...]:
     return (*mappings, BTRFS_CONTROL)
 
 
-def node_specs(cluster: Cluster) -> list[NodeSpec]:
+def node_specs(cluster: Cluster, attach_disks: bool = True) -> list[NodeSpec]:
     """Return a container definition for every node that the inventory reaches over @docker.
 
-    Attaches the loop devices of nodes that have storage, so their containers can start.
+    Attaches the loop devices of nodes that have storage, so their containers can start;
+    without `attach_disks` the definitions name no devices.
     """
     specs = []
     for node in cluster.nodes:
@@ -96,7 +98,7 @@ def node_specs(cluster: Cluster) -> list[NodeSpec]:
                 hostname=f"{node.name}.{cluster.mail_domains[0]}",
                 network=localsite.NETWORK,
                 cluster=localsite.CLUSTER,
-                devices=node_disks(node),
+                devices=node_disks(node) if attach_disks else (),
             )
         )
     return specs
@@ -118,11 +120,22 @@ def client_specs(cluster: Cluster) -> list[NodeSpec]:
     ]
 
 
-def up(inventory: str) -> Cluster:
-    """Start a container per inventory host, plus the test client, on the private network."""
-    cluster = load_cluster(inventory)
+def prepare_host() -> None:
+    """Start the Docker daemon if none is running, and build the base image if it is missing."""
     containers.ensure_docker_daemon()
     containers.build_base_image()
+
+
+def up(inventory: str) -> Cluster:
+    """Start a container per inventory host, plus the test client, on the private network."""
+    if localsite.LAUNCHER != "harness":
+        raise HarnessError(
+            f"MAILFLEET_LAUNCHER={localsite.LAUNCHER}: these containers are molecule's, so start "
+            "them with `molecule create -s mailfleet`, or unset MAILFLEET_LAUNCHER to use the "
+            "harness's cluster"
+        )
+    cluster = load_cluster(inventory)
+    prepare_host()
     containers.ensure_network(localsite.NETWORK, str(localsite.SUBNET))
 
     clients = client_specs(cluster)
@@ -146,13 +159,35 @@ def run_pyinfra(inventory: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=PROJECT, text=True, capture_output=True, env=os.environ)
 
 
-def deploy(inventory: str) -> int:
+def deploy(inventory: str) -> subprocess.CompletedProcess:
+    """Run the deploy, pass on pyinfra's output, and return the finished process if it passed."""
     log.info("deploying %s with pyinfra", inventory)
     result = run_pyinfra(inventory)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.returncode != 0:
         raise HarnessError(f"pyinfra failed with exit status {result.returncode}")
+    return result
+
+
+def changed_operations(pyinfra_output: str) -> int:
+    """Return the number of operations that changed something, from pyinfra's results table
+    (which pyinfra logs to stderr)."""
+    match = re.search(r"Grand total\s+(\d+)\s+(\d+|-)\s+(\d+|-)\s+(\d+|-)", pyinfra_output)
+    if match is None:
+        raise HarnessError("pyinfra printed no results table (no \"Grand total\" line)")
+    changed = match.group(2)
+    return 0 if changed == "-" else int(changed)
+
+
+def converge(inventory: str) -> int:
+    """Deploy hosts that are already running, then print how many operations changed something.
+
+    Molecule's converge runs this: molecule owns the containers, so nothing is started here,
+    and the scenario reads the last line to tell Ansible whether the deploy changed anything.
+    """
+    result = deploy(inventory)
+    print(f"changed operations: {changed_operations(result.stderr)}")
     return 0
 
 
@@ -163,7 +198,8 @@ def up_and_deploy(inventory: str) -> int:
     the deploy began, so the containers must be running before pyinfra connects.
     """
     up(inventory)
-    return deploy(inventory)
+    deploy(inventory)
+    return 0
 
 
 def probe(action: str, client: str = localsite.CLIENT_NAME, **request: object) -> dict:

@@ -3,6 +3,11 @@
 Several container clusters can run side by side on one machine, for example one per checkout:
 MAILFLEET_SLOT (0 to 9, default 0) picks one, and with it the container names, the Docker
 network, the subnet and the state folder.
+
+MAILFLEET_LAUNCHER names the program that starts the containers: `harness` (the default, for
+`mailfleet up` and `make cluster`) or `molecule` (the molecule scenario). Each launcher has its
+own names, network and subnet in every slot, so the molecule scenario's containers run beside
+the harness's cluster of the same slot.
 """
 
 from __future__ import annotations
@@ -25,13 +30,55 @@ def slot_from_environment() -> int:
     return int(value)
 
 
+LAUNCHERS = ("harness", "molecule")
+
+
+def launcher_from_environment() -> str:
+    value = os.environ.get("MAILFLEET_LAUNCHER", "harness")
+    if value not in LAUNCHERS:
+        raise ValueError(
+            f"MAILFLEET_LAUNCHER={value!r} is invalid: give one of {', '.join(LAUNCHERS)}"
+        )
+    return value
+
+
+def cluster_name(slot: int | str, launcher: str) -> str:
+    """Return the container name prefix of a slot's cluster.
+
+    The slot may also be a placeholder such as "${MAILFLEET_SLOT:-0}", for files that molecule
+    fills in when it reads them.
+    """
+    if launcher == "molecule":
+        return f"mailfleet-molecule{slot}"
+    return "mailfleet" if str(slot) == "0" else f"mailfleet{slot}"
+
+
+def subnet_prefix(slot: int | str, launcher: str) -> str:
+    """Return the first three octets of a slot's /24: 172.30.77 to 172.30.86 for the harness,
+    172.30.90 to 172.30.99 for molecule, so that no two of them overlap.
+
+    The slot may be a placeholder, as for cluster_name; molecule's prefix then still reads
+    right because its slot is the last digit of the octet.
+    """
+    if launcher == "molecule":
+        return f"172.30.9{slot}"
+    return f"172.30.{77 + int(slot)}"
+
+
+def state_folder_name(slot: int, launcher: str) -> str:
+    if launcher == "molecule":
+        return f"molecule{slot}"
+    return "local" if slot == 0 else f"local{slot}"
+
+
 SLOT = slot_from_environment()
+LAUNCHER = launcher_from_environment()
 # Prefix of the container names, and the name of the Docker network and of its label.
-CLUSTER = "mailfleet" if SLOT == 0 else f"mailfleet{SLOT}"
+CLUSTER = cluster_name(SLOT, LAUNCHER)
 NETWORK = CLUSTER
-SUBNET = ipaddress.IPv4Network(f"172.30.{77 + SLOT}.0/24")
+SUBNET = ipaddress.IPv4Network(f"{subnet_prefix(SLOT, LAUNCHER)}.0/24")
 # Test certificates and passwords made at run time; git ignores the folder.
-STATE = PROJECT / ".state" / ("local" if SLOT == 0 else f"local{SLOT}")
+STATE = PROJECT / ".state" / state_folder_name(SLOT, LAUNCHER)
 TEST_PASSWORD_STORE = STATE / "test-passwords.json"
 DKIM_KEYS = STATE / "dkim"
 REDIS_PASSWORD_FILE = STATE / "redis-password"

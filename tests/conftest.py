@@ -26,6 +26,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=DEFAULT_INVENTORY,
         help="pyinfra inventory of the deployed cluster to verify (default: %(default)s)",
     )
+    parser.addoption(
+        "--no-deploy",
+        action="store_true",
+        help="verify the hosts as they are: neither start nor deploy the container cluster"
+        " (for containers that molecule started and converged)",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -40,7 +46,8 @@ def inventory_option(config: pytest.Config) -> str:
 
 
 def uses_container_cluster(config: pytest.Config) -> bool:
-    return inventory_option(config) == DEFAULT_INVENTORY
+    """Tell whether the session starts and deploys the harness's container cluster itself."""
+    return inventory_option(config) == DEFAULT_INVENTORY and not config.getoption("--no-deploy")
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +67,8 @@ def cluster(inventory_path: str) -> Cluster:
 
 @pytest.fixture(scope="session")
 def deployed(pytestconfig: pytest.Config, cluster: Cluster, inventory_path: str):
-    """The cluster, deployed: brought up and deployed once per session for the container cluster."""
+    """The cluster, deployed: brought up and deployed once per session for the container cluster,
+    unless --no-deploy is given."""
     if not uses_container_cluster(pytestconfig):
         yield cluster
         return

@@ -18,6 +18,7 @@ def slot(monkeypatch):
 
     yield reload
     monkeypatch.delenv("MAILFLEET_SLOT", raising=False)
+    monkeypatch.delenv("MAILFLEET_LAUNCHER", raising=False)
     importlib.reload(localsite)
 
 
@@ -44,6 +45,40 @@ def test_other_slot_names(slot):
 def test_invalid_slot_rejected(slot, value):
     with pytest.raises(ValueError, match="MAILFLEET_SLOT"):
         slot(value)
+
+
+def test_molecule_launcher_names(slot, monkeypatch):
+    monkeypatch.setenv("MAILFLEET_LAUNCHER", "molecule")
+    site = slot("3")
+
+    assert site.container_name("mx1") == "mailfleet-molecule3-mx1"
+    assert site.NETWORK == "mailfleet-molecule3"
+    assert site.address(11) == "172.30.93.11"
+    assert site.STATE.name == "molecule3"
+
+
+def test_launcher_subnets_never_overlap():
+    subnets = [
+        localsite.subnet_prefix(number, launcher)
+        for number in range(10)
+        for launcher in localsite.LAUNCHERS
+    ]
+
+    assert len(set(subnets)) == 20
+
+
+def test_placeholder_slot_in_molecule_names():
+    placeholder = "${MAILFLEET_SLOT:-0}"
+
+    assert localsite.cluster_name(placeholder, "molecule") == f"mailfleet-molecule{placeholder}"
+    assert localsite.subnet_prefix(placeholder, "molecule") == f"172.30.9{placeholder}"
+
+
+def test_invalid_launcher_rejected(slot, monkeypatch):
+    monkeypatch.setenv("MAILFLEET_LAUNCHER", "vagrant")
+
+    with pytest.raises(ValueError, match="MAILFLEET_LAUNCHER='vagrant' is invalid"):
+        slot("0")
 
 
 def test_container_labelled_with_its_cluster():
