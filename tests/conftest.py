@@ -18,6 +18,8 @@ from mailfleet.model import Cluster
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = "inventories/local.py"
 CLUSTER_FOLDERS = ("infra", "scenarios")
+# Lines the failover scenarios report (floating IP move times, outages), printed at the end.
+FAILOVER_LINES = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,3 +87,12 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     item.user_properties.append(("proof", "live" if live else "unit"))
     if live:
         item.user_properties.append(("inventory", inventory_option(item.config)))
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """Print what the failover scenarios measured: timings are reported, never asserted."""
+    lines = config.stash.get(FAILOVER_LINES, [])
+    if lines:
+        terminalreporter.section("failover timings")
+        for line in lines:
+            terminalreporter.write_line(line)

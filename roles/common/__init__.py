@@ -6,7 +6,7 @@ from io import StringIO
 
 from pyinfra.operations import apt, files, server, systemd
 
-from mailfleet.model import Cluster, Node
+from mailfleet.model import Cluster, MailUser, Node
 from mailfleet.passwords import DEFAULT_SCHEME
 from mailfleet.render import render
 from roles.common.services import configuration_applied
@@ -42,8 +42,13 @@ def put_rendered(name: str, template: str, dest: str, mode: str = "644", group: 
     )
 
 
-def passdb_values(cluster: Cluster) -> dict[str, object]:
-    """Values of the shared Dovecot passdb block."""
+def passdb_values(cluster: Cluster, proxied_login_ports: dict[str, int] | None = None,
+                  mailboxes_file: str = "") -> dict[str, object]:
+    """Values of the shared Dovecot passdb block.
+
+    `proxied_login_ports` (service -> port) turns on the routing of logins to the user's shard;
+    `mailboxes_file` replaces the static userdb with a passwd-file that Dovecot can list.
+    """
     return {
         "default_scheme": DEFAULT_SCHEME,
         "users_file": USERS_FILE,
@@ -51,20 +56,38 @@ def passdb_values(cluster: Cluster) -> dict[str, object]:
         "locked_accounts": LOCKED_ACCOUNTS,
         "mail_root": cluster.mail_root,
         "log_path": DOVECOT_LOG,
+        "proxied_login_ports": proxied_login_ports or {},
+        "mailboxes_file": mailboxes_file,
     }
 
 
-def virtual_users(cluster: Cluster):
-    """Write the passwd-file of user hashes, readable by root and Dovecot only (clause 5.1.5)."""
-    users = [
-        {
+def login_route(cluster: Cluster, user: MailUser) -> str:
+    """Return the passdb fields that send the user's IMAP and POP3 logins to their shard.
+
+    A mailbox host proxies the login to the floating IP of the user's shard, unless the login
+    came in on that address: then it serves the user itself. The certificates cover the mail
+    host names, not the floating IP, so the proxy accepts any certificate on that hop.
+    """
+    return f"proxy_maybe=y host={cluster.shard_of_user(user).virtual_ip} ssl=any-cert"
+
+
+def virtual_users(cluster: Cluster, routed: bool = False):
+    """Write the passwd-file of user hashes, readable by root and Dovecot only (clause 5.1.5).
+
+    With `routed`, each active user's line also routes their logins to their shard.
+    """
+    users = []
+    for user in cluster.mail_users:
+        if user.state == "locked":
+            # A locked account keeps its mail and receives more, but every login fails.
+            extra_fields = "nologin=y reason=Account_locked"
+        else:
+            extra_fields = login_route(cluster, user) if routed else ""
+        users.append({
             "address": user.address,
             "password_hash": user.password_hash.get_secret_value(),
-            # A locked account keeps its mail and receives more, but every login fails.
-            "extra_fields": "nologin=y reason=Account_locked" if user.state == "locked" else "",
-        }
-        for user in cluster.mail_users
-    ]
+            "extra_fields": extra_fields,
+        })
     return put_rendered(
         name="Dovecot's passwd-file lists every user with a password hash",
         template="dovecot/etc/dovecot/users.j2",

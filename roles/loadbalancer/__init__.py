@@ -10,6 +10,7 @@ from pyinfra.operations import apt, systemd
 from mailfleet.model import Cluster, Node, Role
 from roles.common import put_rendered
 from roles.common.services import configuration_applied
+from roles.keepalived import keepalived
 
 CONFIG = "/etc/haproxy/haproxy.cfg"
 
@@ -50,6 +51,9 @@ CLAUSES = {
     "5.1.6": {
         "/etc/haproxy/haproxy.cfg: balance": "spreads connections over the hosts of a role",
         "/etc/haproxy/haproxy.cfg: check": "health checks take a failed backend out of service",
+        "/etc/haproxy/haproxy.cfg: redispatch": (
+            "a connection that a failed backend refuses is retried on another one"
+        ),
         "/etc/haproxy/haproxy.cfg: send-proxy-v2": "backends see the client's address",
     },
     "5.1.7": {
@@ -78,10 +82,10 @@ def haproxy_services(cluster: Cluster, node: Node) -> list[dict]:
 def loadbalancer(cluster: Cluster, node: Node):
     # haproxy.service reloads with /bin/kill, which comes from procps, not a dependency of haproxy.
     # rsyslog writes HAProxy's connection log to /var/log/haproxy.log (Debian's haproxy package
-    # ships the rsyslog rule).
+    # ships the rsyslog rule). socat reads the backends' state from HAProxy's admin socket.
     apt.packages(
-        name="HAProxy is installed, with rsyslog for its log file",
-        packages=["haproxy", "procps", "rsyslog"],
+        name="HAProxy is installed, with rsyslog for its log file and socat for its admin socket",
+        packages=["haproxy", "procps", "rsyslog", "socat"],
         update=True,
         cache_time=86400,
     )
@@ -92,7 +96,8 @@ def loadbalancer(cluster: Cluster, node: Node):
         dest=CONFIG,
         services=haproxy_services(cluster, node),
         max_connections=4000,
-        check_interval="3s",
+        # A failed backend is out after two failed checks, within about four seconds.
+        check_interval="2s",
         check_fall=2,
         check_rise=2,
     )
@@ -120,3 +125,5 @@ def loadbalancer(cluster: Cluster, node: Node):
         check=f"haproxy -c -q -f {CONFIG}",
         action="reload-or-restart",
     )
+
+    keepalived(cluster, node)
