@@ -293,12 +293,13 @@ def submission_session(request: dict, sender: str, password: str) -> smtplib.SMT
 
 
 def stream(request: dict) -> dict:
-    """Send `count` messages one after another, `interval` seconds apart, over one session.
+    """Send `count` messages one after another, `interval` seconds apart.
 
-    A message whose submission fails (a dropped connection, a temporary error) is sent again on
-    a new session until the server accepts it or `give_up` seconds pass. Returns the accepted
-    Message-IDs, the seconds since the start at which each was accepted, the retries and the
-    errors seen (the first 20).
+    A session sends `per_session` messages, so that the load balancer spreads the sessions over
+    the MX hosts. A message whose submission fails (a dropped connection, a temporary error) is
+    sent again on a new session until the server accepts it or `give_up` seconds pass. Returns
+    the accepted Message-IDs, the seconds since the start at which each was accepted, the
+    retries and the errors seen (the first 20).
     """
     sender, recipient = request["sender"], request["recipient"]
     password = request["passwords"][sender]
@@ -328,6 +329,10 @@ def stream(request: dict) -> dict:
                 time.sleep(1)
         accepted.append(message["Message-ID"])
         accepted_at.append(round(time.monotonic() - started, 2))
+        if len(accepted) % request.get("per_session", 10) == 0:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.quit()
+            smtp = None
         time.sleep(request.get("interval", 0.1))
     if smtp is not None:
         with contextlib.suppress(OSError, smtplib.SMTPException):

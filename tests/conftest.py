@@ -17,6 +17,8 @@ from mailfleet.model import Cluster
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = "inventories/local.py"
+# Inventories of container clusters, which the session brings up and deploys itself.
+CONTAINER_INVENTORIES = (DEFAULT_INVENTORY, "inventories/local_shards.py")
 CLUSTER_FOLDERS = ("infra", "scenarios")
 # Lines the failover scenarios report (floating IP move times, outages), printed at the end.
 FAILOVER_LINES = pytest.StashKey[list]()
@@ -42,7 +44,7 @@ def inventory_option(config: pytest.Config) -> str:
 
 
 def uses_container_cluster(config: pytest.Config) -> bool:
-    return inventory_option(config) == DEFAULT_INVENTORY
+    return inventory_option(config) in CONTAINER_INVENTORIES
 
 
 @pytest.fixture(scope="session")
