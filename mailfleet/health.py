@@ -1,5 +1,5 @@
-"""Read the failover state of a deployed container cluster: who holds each floating IP, which
-HAProxy backends are up, what dsync replication reports. Failover tests wait on these."""
+"""Read the failover state of a deployed container cluster: which host has each floating IP,
+which HAProxy backends are up, what dsync replication reports. Failover tests wait on these."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def holders(address: ipaddress.IPv4Address, members: list[Node]) -> list[Node]:
 
 def haproxy_servers(node: Node) -> dict[str, str]:
     """Return "backend/server" -> status (UP, DOWN, ...) from a load balancer's admin socket;
-    empty when HAProxy does not answer."""
+    empty when HAProxy does not respond."""
     result = run_on_node(
         node.inventory_name, "sh", "-c", f"echo 'show stat' | socat stdio {HAPROXY_SOCKET}"
     )

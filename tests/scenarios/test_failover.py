@@ -1,10 +1,11 @@
 """Hosts fail while clients send mail through the virtual IP; no message is lost or doubled.
 
-Each test sends a bounded stream of messages through the virtual IP, stops one host while the
-stream runs (the holder of a floating IP, or the first MX), measures how long its floating IP
-takes to move, starts the host again and waits until the cluster is fully redundant, so the
-tests that follow find it whole. Then it counts the stream's Message-IDs over IMAP: each must
-be there exactly once. Timings are reported, never asserted: the machine may be shared.
+Each test sends a bounded stream of messages through the virtual IP and stops one host while
+the stream runs: the holder of a floating IP, or the first MX. It measures how long the
+floating IP takes to move, starts the host again and waits until the cluster is fully
+redundant, so the tests that follow find it whole. Then it counts the stream's Message-IDs
+over IMAP: each must be there exactly once. Timings are reported, never asserted, because the
+machine may be shared.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ STREAM_INTERVAL = 0.2
 # Seconds the stream runs before the host goes down, and the host stays down.
 BEFORE_FAULT = 3
 DOWN_SECONDS = 15
-# Longest wait for the stream's mail: deferred mail is retried every 20 s by the MX hosts.
+# Maximum wait for the stream's mail: deferred mail is retried every 20 s by the MX hosts.
 DELIVERY_TIMEOUT = 300
 
 
@@ -35,9 +36,9 @@ def container(node: Node) -> str:
     return node.inventory_name.removeprefix("@docker/")
 
 
-def stop(node: Node, how: str) -> None:
+def stop(node: Node, method: str) -> None:
     """Stop a node's container: `kill` ends it at once, `stop` shuts its services down."""
-    arguments = ["kill", container(node)] if how == "kill" else ["stop", container(node)]
+    arguments = ["kill", container(node)] if method == "kill" else ["stop", container(node)]
     subprocess.run(["docker", *arguments], check=True, capture_output=True)
 
 
@@ -50,10 +51,10 @@ def start(cluster: Cluster, node: Node) -> float:
     return time.monotonic() - started
 
 
-def wait_for_move(address, members: list[Node], gone: Node, timeout: float = 60) -> float:
-    """Return the seconds until another member holds the address; raise on timeout."""
+def wait_for_move(address, members: list[Node], stopped: Node, timeout: float = 60) -> float:
+    """Return the seconds until another member has the address; raise on timeout."""
     started = time.monotonic()
-    others = [node for node in members if node != gone]
+    others = [node for node in members if node != stopped]
     while not health.holders(address, others):
         if time.monotonic() - started > timeout:
             raise TimeoutError(f"{address} did not move within {timeout} s")
@@ -94,7 +95,7 @@ def healthy(deployed):
     return deployed
 
 
-def fail_over(cluster: Cluster, victim: Node, how: str, floating: tuple | None,
+def fail_over(cluster: Cluster, victim: Node, method: str, floating: tuple | None,
               failover_report) -> tuple[dict, Counter]:
     """Run one stream while `victim` goes down and comes back; return the stream's report and
     the count of each of its Message-IDs in the recipient's INBOX."""
@@ -107,7 +108,7 @@ def fail_over(cluster: Cluster, victim: Node, how: str, floating: tuple | None,
     time.sleep(BEFORE_FAULT)
 
     stopped = time.monotonic()
-    stop(victim, how)
+    stop(victim, method)
     moved = None
     if floating is not None:
         address, members = floating
@@ -118,7 +119,7 @@ def fail_over(cluster: Cluster, victim: Node, how: str, floating: tuple | None,
     report = harness.probe_result(stream, timeout=600)
     counts = delivered_ids(cluster, recipient, report["message_ids"])
     failover_report.append(
-        f"{victim.name} ({how}): "
+        f"{victim.name} ({method}): "
         + (f"floating IP {floating[0]} moved in {moved:.1f} s; " if moved is not None else "")
         + f"back and fully redundant {recovered:.0f} s after its start; "
         + f"{len(report['message_ids'])} messages, {report['retries']} resent, longest gap"
@@ -146,6 +147,25 @@ def test_loadbalancer_failover(healthy, failover_report):
                                failover_report)
 
     assert_exactly_once(report, counts)
+
+
+def test_virtual_ip_leaves_stopped_haproxy(healthy, failover_report):
+    """keepalived gives up the virtual IP on a load balancer whose HAProxy stopped."""
+    cluster = healthy
+    members = cluster.loadbalancers
+    holder = health.holders(cluster.virtual_ip, members)[0]
+
+    harness.run_on_node(holder.inventory_name, "systemctl", "stop", "haproxy")
+    try:
+        moved = wait_for_move(cluster.virtual_ip, members, holder)
+    finally:
+        harness.run_on_node(holder.inventory_name, "systemctl", "start", "haproxy")
+        health.wait_until_healthy(cluster)
+    failover_report.append(
+        f"{holder.name} (HAProxy stopped): floating IP {cluster.virtual_ip} moved in {moved:.1f} s"
+    )
+
+    assert not health.holds_address(holder, cluster.virtual_ip)
 
 
 def test_mx_failover(healthy, failover_report):
