@@ -39,17 +39,23 @@ SERVICES = (
     Service("smtp", 25, "mta", check=SMTP_CHECK),
     Service("submission", 587, "mta", check=SMTP_CHECK),
     Service("submissions", 465, "mta", server_options=TLS_CHECK_OPTIONS),
-    Service("imap", 143, "mailstore", check=IMAP_CHECK, timeout="30m"),
-    Service("imaps", 993, "mailstore", server_options=TLS_CHECK_OPTIONS, timeout="30m"),
-    Service("pop3", 110, "mailstore", check=POP3_CHECK),
-    Service("pop3s", 995, "mailstore", server_options=TLS_CHECK_OPTIONS),
+    # A client's IMAP and POP3 connections all reach the same mailbox host while it is up, so
+    # that host's fail2ban sees every failed login of the client. NOTE: bans are per host; a
+    # client moves to the other host, with a clean record there, when its host fails.
+    Service("imap", 143, "mailstore", check=IMAP_CHECK, timeout="30m", balance="source"),
+    Service("imaps", 993, "mailstore", server_options=TLS_CHECK_OPTIONS, timeout="30m",
+            balance="source"),
+    Service("pop3", 110, "mailstore", check=POP3_CHECK, balance="source"),
+    Service("pop3s", 995, "mailstore", server_options=TLS_CHECK_OPTIONS, balance="source"),
 )
 
 # Clauses of the standard this role serves: clause id -> {"file: key" on the load balancer: what
 # that setting does for the clause}. `mailfleet report` lists them beside each clause's tests.
 CLAUSES = {
     "5.1.6": {
-        "/etc/haproxy/haproxy.cfg: balance": "spreads connections over the hosts of a role",
+        "/etc/haproxy/haproxy.cfg: balance": (
+            "spreads connections over the hosts of a role; IMAP and POP3 by client address"
+        ),
         "/etc/haproxy/haproxy.cfg: check": "health checks take a failed backend out of service",
         "/etc/haproxy/haproxy.cfg: redispatch": (
             "a connection that a failed backend refuses is retried on another one"

@@ -128,9 +128,29 @@ def fail_over(cluster: Cluster, victim: Node, method: str, floating: tuple | Non
     return report, counts
 
 
-def assert_exactly_once(report: dict, counts: Counter) -> None:
+def possibly_doubled(cluster: Cluster) -> set[str]:
+    """Return the Message-IDs that an MX host delivered again after losing the LMTP connection
+    between the end of the data and the reply, which Postfix logs as "may be sent more than
+    once": the mailbox host may have stored the message before it died."""
+    message_ids = set()
+    for mta in cluster.mtas:
+        log = harness.run_on_node(
+            mta.inventory_name, "grep", "-h", "-e", "may be sent more than once", "-e",
+            "message-id=", "/var/log/postfix.log",
+        ).stdout.splitlines()
+        queue_ids = {line.split()[5] for line in log if "more than once" in line}
+        message_ids |= {
+            line.split("message-id=", 1)[1].strip()
+            for line in log if "message-id=" in line and line.split()[5] in queue_ids
+        }
+    return message_ids
+
+
+def assert_exactly_once(report: dict, counts: Counter, may_double: set[str] = frozenset()) -> None:
+    """Every message arrived, and none twice except those in `may_double`."""
     missing = [message_id for message_id, count in counts.items() if count == 0]
-    doubled = [message_id for message_id, count in counts.items() if count > 1]
+    doubled = [message_id for message_id, count in counts.items()
+               if count > 1 and message_id not in may_double]
 
     assert len(report["message_ids"]) == STREAM_COUNT
     assert not missing, f"{len(missing)} messages never arrived, such as {missing[:3]}"
@@ -187,8 +207,15 @@ def test_mailbox_failover(healthy, failover_report):
 
     report, counts = fail_over(cluster, victim, "kill", (shard.virtual_ip, members),
                                failover_report)
+    # NOTE: a mailbox host killed after storing a message but before its LMTP reply leaves
+    # Postfix unsure, and Postfix delivers the message again to the other host (at least once,
+    # as SMTP and LMTP define it). Only such messages, which Postfix logs, may arrive twice.
+    may_double = possibly_doubled(cluster)
+    doubled = sum(1 for message_id, count in counts.items() if count > 1)
+    failover_report.append(f"{victim.name} (kill): {doubled} messages delivered twice after a"
+                           f" lost LMTP reply ({len(may_double)} logged as possibly doubled)")
 
-    assert_exactly_once(report, counts)
+    assert_exactly_once(report, counts, may_double)
 
 
 def test_pair_holds_same_messages(healthy, failover_report):
