@@ -65,6 +65,15 @@ def mailbox_guids(node: Node, user: str) -> list[str]:
     return sorted(line.removeprefix("guid=") for line in result.stdout.split() if line)
 
 
+def has_message(node: Node, user: str, message_id: str) -> bool:
+    """Tell whether the user's INBOX on one mailbox host has a message with this Message-ID."""
+    result = run_on_node(
+        node.inventory_name, "doveadm", "search", "-u", user, "mailbox", "INBOX", "header",
+        "message-id", message_id,
+    )
+    return bool(result.stdout.strip())
+
+
 def health_problems(cluster: Cluster) -> list[str]:
     """Return what keeps the cluster from full redundancy; empty when it has it."""
     problems = []
