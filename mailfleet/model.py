@@ -395,7 +395,8 @@ class Cluster(Strict):
         return problems
 
     def _virtual_ip_problems(self) -> list[Problem]:
-        """The cluster network holds every node, and each virtual IP is a free address in it."""
+        """Check that the cluster network contains every node and that the clients' virtual IP
+        is a free address in it."""
         if self.cluster_network is None:
             return [Problem(("cluster_network",), "is not set: give the network of the nodes'"
                             " cluster addresses, such as 10.0.0.0/24")]
@@ -436,7 +437,8 @@ class Cluster(Strict):
         return []
 
     def _shard_problems(self) -> list[Problem]:
-        """Each mailbox host is in exactly one shard of two hosts, and each user in a shard."""
+        """Check that each mailbox host is in exactly one shard of two hosts, and each user in a
+        shard that exists."""
         if not self.mailbox_shards:
             return [Problem(("mailbox_shards",), "is empty: list each pair of mailbox hosts"
                             " with its floating IP, such as [{'name': 'shard1', 'virtual_ip':"
