@@ -264,11 +264,23 @@ def start_node(spec: NodeSpec, apt_cache: Path) -> None:
     docker(*arguments)
 
 
-def wait_until_booted(container: str, timeout: float = 180) -> None:
-    """Wait until systemd in the container reports that it finished booting."""
+def wait_until_booted(container: str, timeout: float = 180, restarts: int = 3) -> None:
+    """Wait until systemd in the container reports that it finished booting.
+
+    A container whose systemd exits at once is started again, at most `restarts` times.
+    NOTE: on a machine that runs many systemd containers, systemd can exit at start when the
+    host's fs.inotify.max_user_instances (128 by default) is used up; a later start succeeds
+    once other containers released theirs.
+    """
     deadline = time.monotonic() + timeout
     status = ""
     while time.monotonic() < deadline:
+        if container_state(container) == "exited" and restarts > 0:
+            log.warning("%s exited while booting: starting it again", container)
+            restarts -= 1
+            docker("start", container)
+            time.sleep(2)
+            continue
         # is-system-running exits non-zero when degraded, so its output decides, not its status.
         result = subprocess.run(
             ["docker", "exec", container, "systemctl", "is-system-running"],

@@ -105,7 +105,8 @@ def node_specs(cluster: Cluster, attach_disks: bool = True) -> list[NodeSpec]:
 
 
 def client_specs(cluster: Cluster) -> list[NodeSpec]:
-    """Return the test clients' containers, which reach the cluster by its service name."""
+    """Return the test clients' containers, which reach the cluster by its service name: the
+    load balancers' virtual IP."""
     return [
         NodeSpec(
             name=name,
@@ -114,7 +115,7 @@ def client_specs(cluster: Cluster) -> list[NodeSpec]:
             network=localsite.NETWORK,
             cluster=localsite.CLUSTER,
             labels={"mailfleet.client": "1"},
-            extra_hosts={cluster.mail_hostname: str(cluster.loadbalancers[0].address)},
+            extra_hosts={cluster.mail_hostname: str(cluster.virtual_ip)},
         )
         for name, address in localsite.CLIENTS.items()
     ]
@@ -226,6 +227,32 @@ def probe(action: str, client: str = localsite.CLIENT_NAME, **request: object) -
     return json.loads(result.stdout)
 
 
+def probe_in_background(action: str, client: str = localsite.CLIENT_NAME,
+                        **request: object) -> subprocess.Popen:
+    """Start the mail probe in a client container and return at once; `probe_result` waits."""
+    container = localsite.container_name(client)
+    process = subprocess.Popen(
+        ["docker", "exec", "-i", container, "python3", PROBE_IN_CLIENT],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    process.stdin.write(json.dumps({"action": action, **request}))
+    process.stdin.close()
+    return process
+
+
+def probe_result(process: subprocess.Popen, timeout: float) -> dict:
+    """Wait for a probe started by `probe_in_background` and return its JSON report."""
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise HarnessError(f"the mail probe did not finish within {timeout:.0f} s") from None
+    output, errors = process.stdout.read(), process.stderr.read()
+    if process.returncode != 0:
+        raise HarnessError(f"mail probe failed: {errors.strip()}")
+    return json.loads(output)
+
+
 def run_on_node(inventory_name: str, *command: str) -> subprocess.CompletedProcess:
     """Run a command in a node's container, for test set-up and clean-up."""
     container = inventory_name.removeprefix("@docker/")
@@ -267,7 +294,7 @@ def wait_for_backends(cluster: Cluster, timeout: float = 150) -> None:
 
 
 def send_and_read(cluster: Cluster) -> dict:
-    """Send a message from the first user to the second through the load balancer; read it back
+    """Send a message from the first user to the second through the virtual IP; read it back
     over IMAP and POP3."""
     sender, recipient = cluster.mail_users[0].address, cluster.mail_users[1].address
     passwords = credentials(cluster)
@@ -292,9 +319,9 @@ def cluster(inventory: str) -> int:
 
 
 def print_summary(cluster: Cluster, report: dict) -> None:
-    lb = cluster.loadbalancers[0].address
+    lb = cluster.virtual_ip
     print()
-    print(f"mailfleet cluster is up: {len(cluster.nodes)} nodes, load balancer {lb}")
+    print(f"mailfleet cluster is up: {len(cluster.nodes)} nodes, virtual IP {lb}")
     for node in cluster.nodes:
         print(f"  {node.name:<8} {node.address!s:<15} {', '.join(sorted(node.roles))}")
     print(f"message {report['message_id']}")

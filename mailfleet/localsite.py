@@ -130,10 +130,35 @@ def filtering_settings(domain: str) -> dict:
     }
 
 
+# Host numbers of the floating addresses: the load balancers' virtual IP, then one per shard.
+VIRTUAL_IP_NUMBER = 10
+
+
+def shard_virtual_ip_number(shard_index: int) -> int:
+    """Return the host number of a mailbox shard's floating IP: 30 for the first, 40, 50 ..."""
+    return 30 + 10 * shard_index
+
+
+def failover_settings(shards: dict[str, list[str]]) -> dict:
+    """Return the cluster network, the clients' virtual IP and the mailbox shards, as data that
+    every host of a container inventory carries: shard name -> its two mailbox hosts."""
+    return {
+        "cluster_network": str(SUBNET),
+        "virtual_ip": address(VIRTUAL_IP_NUMBER),
+        "mailbox_shards": [
+            {"name": name, "virtual_ip": address(shard_virtual_ip_number(index)), "hosts": hosts}
+            for index, (name, hosts) in enumerate(shards.items())
+        ],
+    }
+
+
 def container_host(
-    name: str, host_number: int, domain: str, mail_hostname: str
+    name: str, host_number: int, domain: str, mail_hostname: str, **data: object
 ) -> tuple[str, dict]:
-    """Return the inventory entry of one node container, issuing its test certificate if needed."""
+    """Return the inventory entry of one node container, issuing its test certificate if needed.
+
+    `data` adds host data, such as the cluster-wide failover settings every host must share.
+    """
     node_address = address(host_number)
     certificate, key = ensure_host_certificate(
         STATE / "tls", name, dns_names=[f"{name}.{domain}", mail_hostname], addresses=[node_address]
@@ -146,10 +171,9 @@ def container_host(
             "tls_certificate": str(certificate),
             "tls_key": str(key),
             "test_password_store": str(TEST_PASSWORD_STORE),
-            # One host per role is enough for the test cluster.
-            "allow_single_host_groups": True,
             # Few failures before a ban, so the brute-force test stays short.
             "security": {"ban_max_failures": 5, "ban_seconds": 600},
             "filtering": filtering_settings(domain),
+            **data,
         },
     )

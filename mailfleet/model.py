@@ -110,6 +110,8 @@ class MailUser(Strict):
     aliases: list[str] = []
     # active: logs in and receives mail. locked: receives mail, but every login is refused.
     state: Literal["active", "locked"] = "active"
+    # Name of the mailbox shard that stores the user's mail; None: the first of mailbox_shards.
+    shard: str | None = None
 
     @field_validator("address")
     @classmethod
@@ -133,6 +135,17 @@ class MailUser(Strict):
     @property
     def domain(self) -> str:
         return self.address.rpartition("@")[2]
+
+
+class MailboxShard(Strict):
+    """A mailbox pair: the hosts that replicate each other's mail, and the floating IP that the
+    pair's keepalived gives to one of them, which serves every user of the shard (clause 5.1.6)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    # The address that LMTP deliveries and IMAP and POP3 logins of the shard's users go to.
+    virtual_ip: ipaddress.IPv4Address
+    # Node names of the pair's mailbox hosts.
+    hosts: list[str] = Field(min_length=1)
 
 
 class Node(Strict):
@@ -211,6 +224,12 @@ class Cluster(Strict):
     # Addresses allowed to send a PROXY protocol header. When set, it must list exactly the
     # load balancers, so a changed inventory cannot silently trust another host.
     proxy_protocol_peers: list[ipaddress.IPv4Address] | None = None
+    # The network of the nodes' cluster addresses; every node and virtual IP is inside it.
+    cluster_network: ipaddress.IPv4Network | None = None
+    # The address clients use: keepalived gives it to one load balancer at a time.
+    virtual_ip: ipaddress.IPv4Address | None = None
+    # The mailbox pairs and their floating IPs; users are spread over them by MailUser.shard.
+    mailbox_shards: list[MailboxShard] = []
     # True lets a role group have a single host (test clusters); otherwise every role group
     # needs two hosts, so that no single host's failure stops a service.
     allow_single_host_groups: bool = False
@@ -275,6 +294,8 @@ class Cluster(Strict):
             *self._node_problems(),
             *self._relay_problems(),
             *self._redundancy_problems(),
+            *self._virtual_ip_problems(),
+            *self._shard_problems(),
             *self._certificate_problems(),
             *self._filter_problems(),
         ]
@@ -399,6 +420,91 @@ class Cluster(Strict):
                                         " cluster"))
         return problems
 
+    def _virtual_ip_problems(self) -> list[Problem]:
+        """Check that the cluster network contains every node and that the clients' virtual IP
+        is a free address in it."""
+        if self.cluster_network is None:
+            return [Problem(("cluster_network",), "is not set: give the network of the nodes'"
+                            " cluster addresses, such as 10.0.0.0/24")]
+        problems = []
+        for index, node in enumerate(self.nodes):
+            if node.address not in self.cluster_network:
+                problems.append(Problem(("nodes", index, "address"), f"{node.address} of node"
+                                        f" {node.name} is outside cluster_network"
+                                        f" {self.cluster_network}: fix the address or the"
+                                        " network"))
+        if self.virtual_ip is None:
+            problems.append(Problem(("virtual_ip",), "is not set: give the free address of the"
+                                    " cluster network that clients connect to"))
+        else:
+            problems += self._free_address_problems(("virtual_ip",), self.virtual_ip)
+        return problems
+
+    def _free_address_problems(
+        self, location: tuple[str | int, ...], address: ipaddress.IPv4Address
+    ) -> list[Problem]:
+        """Check that a floating address is a host address of the cluster network that no node
+        and no other floating address uses."""
+        network = self.cluster_network
+        if address not in network or address in (network.network_address,
+                                                  network.broadcast_address):
+            return [Problem(location, f"{address} is not a host address of cluster_network"
+                            f" {network}: pick a free address inside it")]
+        users = [node.name for node in self.nodes if node.address == address]
+        if location != ("virtual_ip",) and address == self.virtual_ip:
+            users.append("virtual_ip")
+        users += [
+            f"mailbox shard {shard.name}" for index, shard in enumerate(self.mailbox_shards)
+            if shard.virtual_ip == address and location != ("mailbox_shards", index, "virtual_ip")
+        ]
+        if users:
+            return [Problem(location, f"{address} is already used by {', '.join(users)}: give"
+                            " each floating address an address of its own")]
+        return []
+
+    def _shard_problems(self) -> list[Problem]:
+        """Check that each mailbox host is in exactly one shard of two hosts, and each user in a
+        shard that exists."""
+        if not self.mailbox_shards:
+            return [Problem(("mailbox_shards",), "is empty: list each pair of mailbox hosts"
+                            " with its floating IP, such as [{'name': 'shard1', 'virtual_ip':"
+                            " '10.0.0.30', 'hosts': ['mbox1', 'mbox2']}]")]
+        problems = []
+        mailstores = {node.name for node in self.mailstores}
+        placed: dict[str, str] = {}
+        size = "one or two" if self.allow_single_host_groups else "two"
+        for index, shard in enumerate(self.mailbox_shards):
+            location: tuple[str | int, ...] = ("mailbox_shards", index)
+            if shard.name in [other.name for other in self.mailbox_shards[:index]]:
+                problems.append(Problem((*location, "name"), f"the shard name {shard.name} is"
+                                        " used twice: give each shard its own"))
+            if len(shard.hosts) != 2 and not (self.allow_single_host_groups
+                                              and len(shard.hosts) == 1):
+                problems.append(Problem((*location, "hosts"), f"shard {shard.name} has"
+                                        f" {len(shard.hosts)} hosts: a shard is a pair, so list"
+                                        f" {size} mailbox hosts"))
+            for name in shard.hosts:
+                if name not in mailstores:
+                    problems.append(Problem((*location, "hosts"), f"{name} is not a host of the"
+                                            " group mailstores: list only mailbox hosts"))
+                elif name in placed:
+                    problems.append(Problem((*location, "hosts"), f"{name} is already in shard"
+                                            f" {placed[name]}: put each host in one shard"))
+                placed.setdefault(name, shard.name)
+            if self.cluster_network is not None:
+                problems += self._free_address_problems((*location, "virtual_ip"),
+                                                        shard.virtual_ip)
+        for name in sorted(mailstores - set(placed)):
+            problems.append(Problem(("mailbox_shards",), f"mailbox host {name} is in no shard:"
+                                    " add it to the hosts of one"))
+        names = {shard.name for shard in self.mailbox_shards}
+        for index, user in enumerate(self.mail_users):
+            if user.shard is not None and user.shard not in names:
+                problems.append(Problem(("mail_users", index, "shard"), f"{user.shard} is not"
+                                        f" the name of a mailbox shard: use one of"
+                                        f" {', '.join(sorted(names))}"))
+        return problems
+
     def _certificate_problems(self) -> list[Problem]:
         problems = []
         for index, node in enumerate(self.nodes):
@@ -464,6 +570,25 @@ class Cluster(Strict):
     def proxy_peers(self) -> list[ipaddress.IPv4Address]:
         """Addresses that may send a PROXY protocol header: the load balancers."""
         return [node.address for node in self.loadbalancers]
+
+    def shard_of_user(self, user: MailUser) -> MailboxShard:
+        """Return the shard that stores the user's mail: the named one, or the first."""
+        for shard in self.mailbox_shards:
+            if shard.name == user.shard:
+                return shard
+        return self.mailbox_shards[0]
+
+    def shard_of_node(self, node: Node) -> MailboxShard:
+        for shard in self.mailbox_shards:
+            if node.name in shard.hosts:
+                return shard
+        raise KeyError(node.name)
+
+    def node_named(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
 
     def node(self, inventory_name: str) -> Node:
         for node in self.nodes:

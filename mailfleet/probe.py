@@ -7,6 +7,7 @@ the cluster's service name, which the client container resolves to the load bala
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.utils
 import imaplib
@@ -375,6 +376,75 @@ def send_many(request: dict) -> dict:
 def imap_messages(request: dict) -> dict:
     """Return the Message-ID, subject and body of every INBOX message whose subject contains
     `subject`."""
+def stream_message(sender: str, recipient: str, number: int) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = recipient
+    message["Subject"] = f"mailfleet stream {number}"
+    message["Message-ID"] = f"<{uuid.uuid4()}@client.invalid>"
+    message.set_content(f"Message {number} of a stream sent while hosts fail.\n")
+    return message
+
+
+def submission_session(request: dict, sender: str, password: str) -> smtplib.SMTP:
+    smtp = smtplib.SMTP(request["host"], 587, timeout=TIMEOUT)
+    smtp.starttls(context=tls_context())
+    smtp.login(sender, password)
+    return smtp
+
+
+def stream(request: dict) -> dict:
+    """Send `count` messages one after another, `interval` seconds apart.
+
+    A session sends `per_session` messages, so that the load balancer spreads the sessions over
+    the MX hosts. A message whose submission fails (a dropped connection, a temporary error) is
+    sent again on a new session until the server accepts it or `give_up` seconds pass. Returns
+    the accepted Message-IDs, the seconds since the start at which each was accepted, the
+    retries and the errors seen (the first 20).
+    """
+    sender, recipient = request["sender"], request["recipient"]
+    password = request["passwords"][sender]
+    started = time.monotonic()
+    accepted, accepted_at, errors = [], [], []
+    retries = 0
+    smtp = None
+    for number in range(request["count"]):
+        message = stream_message(sender, recipient, number)
+        deadline = time.monotonic() + request.get("give_up", 180)
+        while True:
+            try:
+                if smtp is None:
+                    smtp = submission_session(request, sender, password)
+                smtp.send_message(message)
+                break
+            except (OSError, smtplib.SMTPException) as error:
+                retries += 1
+                if len(errors) < 20:
+                    errors.append(f"{time.monotonic() - started:.1f} s: {error!r}"[:200])
+                with contextlib.suppress(OSError, smtplib.SMTPException):
+                    if smtp is not None:
+                        smtp.close()
+                smtp = None
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"message {number} was not accepted: {error!r}") from None
+                time.sleep(1)
+        accepted.append(message["Message-ID"])
+        accepted_at.append(round(time.monotonic() - started, 2))
+        if len(accepted) % request.get("per_session", 10) == 0:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.quit()
+            smtp = None
+        time.sleep(request.get("interval", 0.1))
+    if smtp is not None:
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            smtp.quit()
+    return {"message_ids": accepted, "accepted_at": accepted_at, "retries": retries,
+            "errors": errors}
+
+
+def message_ids(request: dict) -> dict:
+    """Return the Message-ID of every message in the user's INBOX, read over IMAP with TLS; a
+    message held twice is listed twice."""
     with imaplib.IMAP4_SSL(request["host"], 993, ssl_context=tls_context(),
                            timeout=TIMEOUT) as imap:
         imap.login(request["user"], request["password"])
@@ -392,6 +462,14 @@ def imap_messages(request: dict) -> dict:
                 "body": body.decode(errors="replace"),
             })
         return {"messages": messages}
+        status, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        found = []
+        for item in data if status == "OK" else []:
+            if isinstance(item, tuple):
+                value = email.message_from_bytes(item[1])["Message-ID"]
+                if value:
+                    found.append(" ".join(value.split()))
+        return {"message_ids": found}
 
 
 ACTIONS = {
@@ -401,12 +479,14 @@ ACTIONS = {
     "imap_capabilities": imap_capabilities,
     "imap_login": imap_login,
     "imap_messages": imap_messages,
+    "message_ids": message_ids,
     "reachable": reachable,
     "relay": relay,
     "roundtrip": roundtrip,
     "send": send,
     "send_many": send_many,
     "smtp_login": smtp_login,
+    "stream": stream,
     "tls_handshakes": tls_handshakes,
 }
 

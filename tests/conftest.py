@@ -17,7 +17,11 @@ from mailfleet.model import Cluster
 
 PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_INVENTORY = "inventories/local.py"
+# Inventories of container clusters, which the session brings up and deploys itself.
+CONTAINER_INVENTORIES = (DEFAULT_INVENTORY, "inventories/local_shards.py")
 CLUSTER_FOLDERS = ("infra", "scenarios")
+# Lines the failover scenarios report (floating IP move times, outages), printed at the end.
+FAILOVER_LINES = pytest.StashKey[list]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +51,7 @@ def inventory_option(config: pytest.Config) -> str:
 
 def uses_container_cluster(config: pytest.Config) -> bool:
     """Tell whether the session starts and deploys the harness's container cluster itself."""
-    return inventory_option(config) == DEFAULT_INVENTORY and not config.getoption("--no-deploy")
+    return inventory_option(config) in CONTAINER_INVENTORIES and not config.getoption("--no-deploy")
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +97,12 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     item.user_properties.append(("proof", "live" if live else "unit"))
     if live:
         item.user_properties.append(("inventory", inventory_option(item.config)))
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """Print what the failover scenarios measured: timings are reported, never asserted."""
+    lines = config.stash.get(FAILOVER_LINES, [])
+    if lines:
+        terminalreporter.section("failover timings")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -13,7 +13,9 @@ from roles.common import DOVECOT_LOG, put_rendered
 from roles.common.journal import JOURNAL, JOURNAL_FOLDER
 from roles.common.services import configuration_applied
 from roles.filter import HEALTH_PORT
+from roles.keepalived import vrrp_peers
 from roles.loadbalancer import SERVICES
+from roles.mailstore import DOVEADM_PORT, PROXIED_LOGIN_PORTS
 from roles.redis import PORT as REDIS_PORT
 
 # Clause -> {"file on the host: setting": what it does}, read by `mailfleet report`.
@@ -23,6 +25,7 @@ CLAUSES = {
         "/etc/nftables.conf: ip saddr": (
             "MX, mailbox and Redis ports admit only the cluster's peers"
         ),
+        "/etc/nftables.conf: ip protocol": "VRRP is admitted from the host's peers only",
     },
     "5.1.5": {
         "/etc/logrotate.d/mailfleet: rotate": "logs are kept for log_retention_days",
@@ -46,9 +49,17 @@ def firewall_rules(cluster: Cluster, node: Node) -> list[dict]:
 
     Clients reach only the load balancers. The MX and mailbox ports admit only the load
     balancers, LMTP admits only the MX hosts, and Redis only the MX and other Redis hosts.
+    VRRP comes only from the peers that share a floating IP with the node. A rule without
+    ports admits its `protocol`.
     """
     balancers = [str(lb.address) for lb in cluster.loadbalancers]
     rules = []
+    peers = vrrp_peers(cluster, node)
+    if peers:
+        rules.append(
+            {"comment": "VRRP from the peers of the floating IPs", "sources": peers,
+             "protocol": "vrrp", "ports": []}
+        )
     if "loadbalancer" in node.roles:
         mail_ports = sorted({service.port for service in SERVICES})
         rules.append({"comment": "mail clients", "sources": [], "ports": mail_ports})
@@ -70,6 +81,19 @@ def firewall_rules(cluster: Cluster, node: Node) -> list[dict]:
             {"comment": "LMTP from the MX hosts",
              "sources": [str(mta.address) for mta in cluster.mtas], "ports": [24]}
         )
+        rules.append(
+            {"comment": "IMAP and POP3 logins proxied to the user's shard by mailbox hosts",
+             "sources": [str(store.address) for store in cluster.mailstores],
+             "ports": sorted(PROXIED_LOGIN_PORTS.values())}
+        )
+        shard = cluster.shard_of_node(node)
+        partners = [str(cluster.node_named(name).address) for name in shard.hosts
+                    if name != node.name]
+        if partners:
+            rules.append(
+                {"comment": "dsync replication from the other host of the pair",
+                 "sources": partners, "ports": [DOVEADM_PORT]}
+            )
     # A host reaches its own address over loopback, which needs no rule. An empty source list
     # would admit every address, so a Redis host without peers gets no rule.
     redis_peers = {str(other.address) for other in cluster.mtas + cluster.redis_servers}

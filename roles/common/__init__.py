@@ -42,8 +42,13 @@ def put_rendered(name: str, template: str, dest: str, mode: str = "644", group: 
     )
 
 
-def passdb_values(cluster: Cluster) -> dict[str, object]:
-    """Values of the shared Dovecot passdb block."""
+def passdb_values(cluster: Cluster, proxied_login_ports: dict[str, int] | None = None,
+                  mailboxes_file: str = "") -> dict[str, object]:
+    """Values of the shared Dovecot passdb block.
+
+    `proxied_login_ports` (service -> port) turns on the routing of logins to the user's shard;
+    `mailboxes_file` replaces the static userdb with a passwd-file that Dovecot can list.
+    """
     return {
         "default_scheme": DEFAULT_SCHEME,
         "users_file": USERS_FILE,
@@ -51,27 +56,49 @@ def passdb_values(cluster: Cluster) -> dict[str, object]:
         "locked_accounts": LOCKED_ACCOUNTS,
         "mail_root": cluster.mail_root,
         "log_path": DOVECOT_LOG,
+        "proxied_login_ports": proxied_login_ports or {},
+        "mailboxes_file": mailboxes_file,
     }
 
 
-def extra_fields(user: MailUser) -> list[str]:
-    """Return the passwd-file extra fields of a user: its lock and its quota."""
+def login_route(cluster: Cluster, user: MailUser) -> str:
+    """Return the passdb fields that send the user's IMAP and POP3 logins to their shard.
+
+    A mailbox host proxies the login to the floating IP of the user's shard, unless the login
+    came in on that address: then it serves the user itself. The certificates cover the mail
+    host names, not the floating IP, so the proxy accepts any certificate on that hop.
+    """
+    return f"proxy_maybe=y host={cluster.shard_of_user(user).virtual_ip} ssl=any-cert"
+
+
+def quota_field(user: MailUser) -> str:
+    """Return the userdb field that sets the user's quota, or "" for a user without one."""
+    return "" if user.quota is None else f"userdb_quota_rule=*:storage={int(user.quota)}B"
+
+
+def extra_fields(cluster: Cluster, user: MailUser, routed: bool) -> list[str]:
+    """Return the passwd-file extra fields of a user: its lock or its route, and its quota."""
     fields = []
     if user.state == "locked":
         # A locked account keeps its mail and receives more, but every login fails.
         fields += ["nologin=y", "reason=Account_locked"]
+    elif routed:
+        fields.append(login_route(cluster, user))
     if user.quota is not None:
-        fields.append(f"userdb_quota_rule=*:storage={int(user.quota)}B")
+        fields.append(quota_field(user))
     return fields
 
 
-def virtual_users(cluster: Cluster):
-    """Write the passwd-file of user hashes, readable by root and Dovecot only (clause 5.1.5)."""
+def virtual_users(cluster: Cluster, routed: bool = False):
+    """Write the passwd-file of user hashes, readable by root and Dovecot only (clause 5.1.5).
+
+    With `routed`, each active user's line also routes their logins to their shard.
+    """
     users = [
         {
             "address": user.address,
             "password_hash": user.password_hash.get_secret_value(),
-            "extra_fields": " ".join(extra_fields(user)),
+            "extra_fields": " ".join(extra_fields(cluster, user, routed)),
         }
         for user in cluster.mail_users
     ]

@@ -11,6 +11,7 @@ from mailfleet.model import Cluster, Node, Role
 from roles.common import put_rendered
 from roles.common.services import configuration_applied
 from roles.filter import HEALTH_PORT
+from roles.keepalived import keepalived
 
 CONFIG = "/etc/haproxy/haproxy.cfg"
 
@@ -41,18 +42,27 @@ SERVICES = (
     Service("smtp", 25, "mta", check=SMTP_CHECK),
     Service("submission", 587, "mta", check=SMTP_CHECK),
     Service("submissions", 465, "mta", server_options=TLS_CHECK_OPTIONS),
-    Service("imap", 143, "mailstore", check=IMAP_CHECK, timeout="30m"),
-    Service("imaps", 993, "mailstore", server_options=TLS_CHECK_OPTIONS, timeout="30m"),
-    Service("pop3", 110, "mailstore", check=POP3_CHECK),
-    Service("pop3s", 995, "mailstore", server_options=TLS_CHECK_OPTIONS),
+    # A client's IMAP and POP3 connections all reach the same mailbox host while it is up, so
+    # that host's fail2ban sees every failed login of the client. NOTE: bans are per host; a
+    # client moves to the other host, with a clean record there, when its host fails.
+    Service("imap", 143, "mailstore", check=IMAP_CHECK, timeout="30m", balance="source"),
+    Service("imaps", 993, "mailstore", server_options=TLS_CHECK_OPTIONS, timeout="30m",
+            balance="source"),
+    Service("pop3", 110, "mailstore", check=POP3_CHECK, balance="source"),
+    Service("pop3s", 995, "mailstore", server_options=TLS_CHECK_OPTIONS, balance="source"),
 )
 
 # Clauses of the standard this role serves: clause id -> {"file: key" on the load balancer: what
 # that setting does for the clause}. `mailfleet report` lists them beside each clause's tests.
 CLAUSES = {
     "5.1.6": {
-        "/etc/haproxy/haproxy.cfg: balance": "spreads connections over the hosts of a role",
+        "/etc/haproxy/haproxy.cfg: balance": (
+            "spreads connections over the hosts of a role; IMAP and POP3 by client address"
+        ),
         "/etc/haproxy/haproxy.cfg: check": "health checks take a failed backend out of service",
+        "/etc/haproxy/haproxy.cfg: redispatch": (
+            "a connection that a failed backend refuses is retried on another one"
+        ),
         "/etc/haproxy/haproxy.cfg: send-proxy-v2": "backends see the client's address",
     },
     "2.2.4": {
@@ -93,10 +103,10 @@ def haproxy_services(cluster: Cluster, node: Node) -> list[dict]:
 def loadbalancer(cluster: Cluster, node: Node):
     # haproxy.service reloads with /bin/kill, which comes from procps, not a dependency of haproxy.
     # rsyslog writes HAProxy's connection log to /var/log/haproxy.log (Debian's haproxy package
-    # ships the rsyslog rule).
+    # ships the rsyslog rule). socat reads the backends' state from HAProxy's admin socket.
     apt.packages(
-        name="HAProxy is installed, with rsyslog for its log file",
-        packages=["haproxy", "procps", "rsyslog"],
+        name="HAProxy is installed, with rsyslog for its log file and socat for its admin socket",
+        packages=["haproxy", "procps", "rsyslog", "socat"],
         update=True,
         cache_time=86400,
     )
@@ -107,7 +117,8 @@ def loadbalancer(cluster: Cluster, node: Node):
         dest=CONFIG,
         services=haproxy_services(cluster, node),
         max_connections=4000,
-        check_interval="3s",
+        # A failed backend is out after two failed checks, within about four seconds.
+        check_interval="2s",
         check_fall=2,
         check_rise=2,
     )
@@ -135,3 +146,5 @@ def loadbalancer(cluster: Cluster, node: Node):
         check=f"haproxy -c -q -f {CONFIG}",
         action="reload-or-restart",
     )
+
+    keepalived(cluster, node)

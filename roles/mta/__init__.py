@@ -29,7 +29,8 @@ TLS_FILES = (f"{TLS_FOLDER}/mail.crt", f"{TLS_FOLDER}/mail.key")
 # `postfix check` logs its reasons to the mail log only: show them when it fails.
 POSTFIX_CHECK = f"postfix check || {{ tail -n 5 {POSTFIX_LOG} >&2; false; }}"
 # Lookup tables that `postfix reload` picks up, unlike main.cf changes that need a restart.
-TABLES = ("virtual_mailboxes", "virtual_aliases", "postscreen_access.cidr")
+TABLES = ("virtual_mailboxes", "virtual_aliases", "postscreen_access.cidr", "transport")
+LMTP_PORT = 24
 SUBMISSION_LISTENERS = (
     {"name": "submission", "port": 587, "wrappermode": False},
     {"name": "submissions", "port": 465, "wrappermode": True},
@@ -47,6 +48,9 @@ CLAUSES = {
     "2.2.2": {
         "/etc/postfix/main.cf: virtual_mailbox_domains": "receives mail for the hosted domains",
         "/etc/postfix/main.cf: virtual_transport": "delivers it over LMTP to the mailbox host",
+        "/etc/postfix/transport: transport": (
+            "each user's mail goes to the floating IP of their shard"
+        ),
         "/etc/postfix/master.cf: smtpd_sasl_auth_enable": "users log in to send on 587 and 465",
     },
     "3.2": {
@@ -65,6 +69,10 @@ CLAUSES = {
     "5.1.6": {
         "/etc/postfix/main.cf: postscreen_upstream_proxy_protocol": (
             "port 25 takes the client address from the load balancer's PROXY header"
+        ),
+        "/etc/postfix/main.cf: transport_maps": "routes each user's mail to their mailbox shard",
+        "/etc/postfix/main.cf: minimal_backoff_time": (
+            "mail for a mailbox pair that is failing over stays queued and is retried soon"
         ),
         "/etc/postfix/master.cf: smtpd_upstream_proxy_protocol": "so do ports 587 and 465",
     },
@@ -94,10 +102,25 @@ def virtual_aliases(cluster: Cluster) -> list[tuple[str, str]]:
     return sorted(aliases.items())
 
 
+def lmtp_transport(address: object) -> str:
+    return f"lmtp:inet:[{address}]:{LMTP_PORT}"
+
+
 def virtual_transport(cluster: Cluster) -> str:
-    # TODO: route each user to their own mailbox host once mailboxes are sharded; until then
-    # every mailbox lives on the first mailbox host.
-    return f"lmtp:inet:[{cluster.mailstores[0].address}]:24"
+    """Return the default delivery: the first shard, for mail that no transport entry routes."""
+    return lmtp_transport(cluster.mailbox_shards[0].virtual_ip)
+
+
+def shard_transports(cluster: Cluster) -> list[tuple[str, str]]:
+    """Return (address, transport) for every user: LMTP to the floating IP of the user's shard.
+
+    Aliases are rewritten to users before this lookup, and Postfix drops the address extension
+    when the full address has no entry.
+    """
+    return [
+        (user.address, lmtp_transport(cluster.shard_of_user(user).virtual_ip))
+        for user in cluster.mail_users
+    ]
 
 
 def postfix_files(cluster: Cluster, node: Node) -> None:
@@ -137,6 +160,12 @@ def postfix_files(cluster: Cluster, node: Node) -> None:
         template="postfix/etc/postfix/postscreen_access.cidr.j2",
         dest=f"{POSTFIX}/postscreen_access.cidr",
         loadbalancer_addresses=[str(lb.address) for lb in cluster.loadbalancers],
+    )
+    put_rendered(
+        name="Postfix delivers each user's mail to the floating IP of the user's shard",
+        template="postfix/etc/postfix/transport.j2",
+        dest=f"{POSTFIX}/transport",
+        transports=shard_transports(cluster),
     )
     put_rendered(
         name="Postfix sends postmaster and abuse mail to the postmaster",

@@ -46,6 +46,12 @@ mail_users = [
 ]
 message_size_limit = 25 * 1024 * 1024
 allow_single_host_groups = False
+# Clients use the virtual IP; the mailbox pair shares a floating IP.
+cluster_network = "10.0.0.0/24"
+virtual_ip = "10.0.0.10"
+mailbox_shards = [
+    {{"name": "shard1", "virtual_ip": "10.0.0.30", "hosts": ["mbox1", "mbox2"]}},
+]
 '''
 
 

@@ -66,7 +66,7 @@ def test_check_fails_on_bad_data(site, capsys):
 
     error = capsys.readouterr().err
     assert code == 1
-    assert "all.py:19: mail_domian: unknown key (did you mean 'mail_domains'?)" in error
+    assert "all.py:25: mail_domian: unknown key (did you mean 'mail_domains'?)" in error
 
 
 @pytest.mark.clause("5.1.5")
