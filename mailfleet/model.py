@@ -563,7 +563,10 @@ class Cluster(Strict):
 
     @property
     def service_addresses(self) -> list[ipaddress.IPv4Address]:
-        """Addresses that clients reach the mail service on, which mail_hostname resolves to."""
+        """Addresses that clients reach the mail service on, which mail_hostname resolves to:
+        the virtual IP, or the load balancers' own addresses when there is none."""
+        if self.virtual_ip is not None:
+            return [self.virtual_ip]
         return [node.address for node in self.loadbalancers]
 
     @property

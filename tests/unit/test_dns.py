@@ -59,7 +59,8 @@ def test_records_name_service_and_policies(site):
     cluster = load_cluster(site / "inventory.py", site / "group_data")
     lines = zone_lines(dns_records(cluster))
 
-    assert "mail.example.test. IN A 10.0.0.11" in lines
+    assert "mail.example.test. IN A 10.0.0.10" in lines
+    assert "mail.example.test. IN A 10.0.0.11" not in lines
     assert "example.test. IN MX 10 mail.example.test." in lines
     assert 'example.test. IN TXT "v=spf1 ip4:10.0.0.21 ip4:10.0.0.22 -all"' in lines
     assert any(line.startswith('_dmarc.example.test. IN TXT "v=DMARC1; p=quarantine;')
