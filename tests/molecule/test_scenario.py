@@ -7,6 +7,7 @@ harness's cluster of the same slot, and compares the containers that both launch
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import subprocess
@@ -110,7 +111,9 @@ def normalise(value, cluster: str, subnet: str):
     if isinstance(value, list):
         return [normalise(item, cluster, subnet) for item in value] or None
     if isinstance(value, str):
-        return value.replace(cluster, "<cluster>").replace(f"{subnet}.", "<subnet>.")
+        return re.sub(rf"(?<![\w.]){re.escape(cluster)}(?![\w/.])", "<cluster>", value).replace(
+            f"{subnet}.", "<subnet>."
+        )
     return value
 
 
