@@ -7,8 +7,8 @@ harness's cluster of the same slot, and compares the containers that both launch
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
