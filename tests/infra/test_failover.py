@@ -70,7 +70,12 @@ def test_haproxy_backends_up(node, host, cluster):
     """Every backend server of every mail port passes its health check."""
     if "loadbalancer" not in node.roles:
         pytest.skip("only load balancers run HAProxy")
-    statuses = haproxy_statuses(host)
+    # The MX fallback entries are backups without a health check: they carry the filter's 451
+    # while no MX has a healthy filter, so HAProxy reports them as "no check".
+    statuses = {
+        name: status for name, status in haproxy_statuses(host).items()
+        if not name.endswith("-fallback")
+    }
     expected = len(cluster.mtas) * 3 + len(cluster.mailstores) * 4
 
     assert len(statuses) == expected
