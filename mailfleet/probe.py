@@ -376,6 +376,25 @@ def send_many(request: dict) -> dict:
 def imap_messages(request: dict) -> dict:
     """Return the Message-ID, subject and body of every INBOX message whose subject contains
     `subject`."""
+    with imaplib.IMAP4_SSL(request["host"], 993, ssl_context=tls_context(),
+                           timeout=TIMEOUT) as imap:
+        imap.login(request["user"], request["password"])
+        imap.select("INBOX", readonly=True)
+        status, found = imap.search(None, "SUBJECT", f'"{request["subject"]}"')
+        messages = []
+        for number in found[0].split() if status == "OK" else []:
+            status, data = imap.fetch(number, "(BODY.PEEK[])")
+            parsed = email.message_from_bytes(data[0][1])
+            body = parsed.get_payload(decode=True) or b""
+            messages.append({
+                "message_id": parsed["Message-ID"],
+                "subject": parsed["Subject"],
+                "from": parsed["From"],
+                "body": body.decode(errors="replace"),
+            })
+        return {"messages": messages}
+
+
 def stream_message(sender: str, recipient: str, number: int) -> EmailMessage:
     message = EmailMessage()
     message["From"] = sender
@@ -449,19 +468,6 @@ def message_ids(request: dict) -> dict:
                            timeout=TIMEOUT) as imap:
         imap.login(request["user"], request["password"])
         imap.select("INBOX", readonly=True)
-        status, found = imap.search(None, "SUBJECT", f'"{request["subject"]}"')
-        messages = []
-        for number in found[0].split() if status == "OK" else []:
-            status, data = imap.fetch(number, "(BODY.PEEK[])")
-            parsed = email.message_from_bytes(data[0][1])
-            body = parsed.get_payload(decode=True) or b""
-            messages.append({
-                "message_id": parsed["Message-ID"],
-                "subject": parsed["Subject"],
-                "from": parsed["From"],
-                "body": body.decode(errors="replace"),
-            })
-        return {"messages": messages}
         status, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
         found = []
         for item in data if status == "OK" else []:
