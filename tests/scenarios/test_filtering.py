@@ -1,7 +1,7 @@
 """Spam and virus filtering through the load balancer: verdicts, DKIM, rate limits, failures.
 
-The destructive tests at the end stop or freeze Rspamd and clamd on the first MX, and restore
-them whatever the outcome.
+The destructive tests at the end stop or freeze Rspamd and clamd on every MX, and restore them
+whatever the outcome: with one MX broken, the load balancer rightly sends mail to a healthy one.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import email
+import functools
 import os
 import subprocess
 import sys
@@ -41,11 +42,6 @@ def passwords(deployed) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def recipient(deployed) -> str:
     return deployed.mail_users[1].address
-
-
-@pytest.fixture(scope="module")
-def mx(deployed):
-    return deployed.mtas[0]
 
 
 def send(client, recipient: str, **request) -> dict:
@@ -190,11 +186,15 @@ def balancer_status(balancer, backend: str, server: str) -> str:
     return row["status"]
 
 
+def smtp_server_down(balancer, server: str) -> bool:
+    return balancer_status(balancer, "smtp", server).startswith("DOWN")
+
+
 @contextlib.contextmanager
 def broken_filter(node, fault: str):
     """Break the filter of `node` as named in FAULTS, and restore it when the block ends."""
     breaking, restoring = FAULTS[fault]
-    assert filter_healthy(node), "the filter was unhealthy before the test broke it"
+    assert filter_healthy(node), f"the filter of {node.name} was unhealthy before the test"
     result = on_node(node, breaking)
     assert result.returncode == 0, result.stderr
     try:
@@ -206,21 +206,32 @@ def broken_filter(node, fault: str):
         )
 
 
+@contextlib.contextmanager
+def broken_filters(nodes, fault: str):
+    """Break the filter of every node in `nodes`, and restore them all when the block ends."""
+    with contextlib.ExitStack() as stack:
+        for node in nodes:
+            stack.enter_context(broken_filter(node, fault))
+        yield
+
+
 @pytest.mark.clause("2.2.4", "2.3.1", "5.1.8")
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_broken_filter_defers_then_delivers(deployed, client, passwords, recipient, mx, fault):
+def test_broken_filter_defers_then_delivers(deployed, client, passwords, recipient, fault):
     message_id = f"<filter-{fault}-{os.getpid()}@client.invalid>"
-
     balancer = deployed.loadbalancers[0]
 
-    with broken_filter(mx, fault):
+    with broken_filters(deployed.mtas, fault):
         deferred = send(client, recipient, message_id=message_id)
         assert 400 <= deferred["code"] < 500, deferred
         assert fetch(client, recipient, passwords[recipient], message_id, wait=5) is None
-        # The agent check takes the MX out of rotation; its backup entry still takes mail.
-        assert harness.wait_until(
-            lambda: balancer_status(balancer, "smtp", mx.name).startswith("DOWN"), 60
-        ), balancer_status(balancer, "smtp", mx.name)
+        # The agent check takes every MX out of rotation; their backup entries still accept
+        # and defer too.
+        for mx in deployed.mtas:
+            taken_out = functools.partial(smtp_server_down, balancer, mx.name)
+            assert harness.wait_until(taken_out, 60), balancer_status(balancer, "smtp", mx.name)
+        still_deferred = send(client, recipient, message_id=message_id)
+        assert 400 <= still_deferred["code"] < 500, still_deferred
 
     # The client retries, as a sending server does after a 4xx.
     delivered = send(client, recipient, message_id=message_id)
