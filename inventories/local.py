@@ -11,7 +11,7 @@ NOTE: deploy with `mailfleet deploy` (or `make deploy`), which starts the contai
 pyinfra's @docker connector commits and removes a container that is stopped when it connects.
 """
 
-from mailfleet.localsite import LAUNCHER, container_host, failover_settings
+from mailfleet.localsite import container_host, failover_settings
 
 _DOMAIN = "example.test"
 _MAIL_HOSTNAME = "mail.example.test"
@@ -25,16 +25,16 @@ def _node(name: str, host_number: int) -> tuple[str, dict]:
 
 _MX1 = _node("mx1", 21)
 _MX2 = _node("mx2", 22)
-# Every mailbox host keeps its mail on a btrfs RAID 1 over two disks. The harness backs each
-# named device with a loop device on the machine that runs the containers. Molecule's
-# containers have no loop devices, so its mailbox hosts keep mail on the root file system.
+# Every mailbox host keeps its mail on a btrfs RAID 1 over two disks, each a loop device on the
+# machine that runs the containers: the harness attaches them, and for molecule's nodes the
+# scenario's dependency step does.
 _MAILBOX_STORAGE = {"kind": "btrfs", "devices": ["/dev/vdb", "/dev/vdc"]}
 
 loadbalancers = [_node("lb1", 11), _node("lb2", 12)]
 mtas = [_MX1, _MX2]
 mailstores = (
     [_node("mbox1", 31), _node("mbox2", 32)],
-    {"storage": _MAILBOX_STORAGE} if LAUNCHER == "harness" else {},
+    {"storage": _MAILBOX_STORAGE},
 )
 # Rspamd's Redis: the primary on mx1, its replica on mx2.
 redis = [_MX1, _MX2]

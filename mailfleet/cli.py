@@ -62,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     scenario.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
     scenario.set_defaults(run=write_molecule_scenario)
 
+    prepare = commands.add_parser(
+        "molecule-prepare",
+        help="molecule's dependency step: start the Docker daemon, build the base image and"
+        " attach the loop devices that stand in for the molecule nodes' disks",
+    )
+    prepare.add_argument("inventory", nargs="?", default=DEFAULT_INVENTORY)
+    prepare.set_defaults(run=prepare_molecule_nodes)
+
+    cleanup = commands.add_parser(
+        "molecule-cleanup",
+        help="molecule's cleanup step: detach the loop devices of the molecule nodes' disks",
+    )
+    cleanup.set_defaults(run=clean_up_molecule_nodes)
+
     compliance = commands.add_parser(
         "report",
         help="write the compliance report (Markdown, JSON, HTML): each clause of the standard,"
@@ -147,6 +161,23 @@ def write_molecule_scenario(arguments: argparse.Namespace) -> int:
 
     path = molecule_scenario.write_scenario(arguments.inventory)
     print(f"mailfleet: wrote {path.relative_to(molecule_scenario.PROJECT)}")
+    return 0
+
+
+def prepare_molecule_nodes(arguments: argparse.Namespace) -> int:
+    from mailfleet import molecule_scenario
+
+    harness.prepare_host()
+    links = molecule_scenario.link_disks(arguments.inventory)
+    print(f"mailfleet: linked {len(links)} disks of molecule's nodes")
+    return 0
+
+
+def clean_up_molecule_nodes(arguments: argparse.Namespace) -> int:
+    from mailfleet import molecule_scenario
+
+    detached = molecule_scenario.unlink_disks()
+    print(f"mailfleet: detached {len(detached)} loop devices of molecule's nodes")
     return 0
 
 

@@ -77,6 +77,43 @@ def node_disks(node: Node) -> tuple[str, ...]:
     return (*mappings, BTRFS_CONTROL)
 
 
+def disk_link(folder: Path, node_name: str, device: str) -> Path:
+    return folder / f"{node_name}-{Path(device).name}"
+
+
+def link_disks(cluster: Cluster, folder: Path) -> list[Path]:
+    """Attach a loop device for each storage device of the cluster's nodes, link it from
+    `folder`, and return the links.
+
+    A launcher that cannot attach loop devices itself, such as molecule, names these links as
+    its containers' devices: docker follows a link when it starts a container. Linking again
+    keeps each disk's loop device.
+    """
+    links = []
+    for node in cluster.nodes:
+        for device in node.storage.devices if node.storage else ():
+            link = disk_link(folder, node.name, device)
+            image = link.with_name(f"{link.name}.img")
+            loop = containers.attach_loop_device(image, DISK_SIZE)
+            link.unlink(missing_ok=True)
+            link.symlink_to(loop)
+            links.append(link)
+    return links
+
+
+def unlink_disks(folder: Path) -> list[str]:
+    """Detach the loop devices that link_disks attached, delete their images and links, and
+    return the devices.
+
+    A device still in use, by a container's mount for example, is freed when its last user
+    closes it."""
+    detached = containers.detach_loop_devices(folder)
+    for link in folder.glob("*"):
+        if link.is_symlink():
+            link.unlink()
+    return detached
+
+
 def node_specs(cluster: Cluster, attach_disks: bool = True) -> list[NodeSpec]:
     """Return a container definition for every node that the inventory reaches over @docker.
 

@@ -17,6 +17,7 @@ import yaml
 from mailfleet import containers, harness, localsite
 from mailfleet.containers import NodeSpec
 from mailfleet.inventory import PROJECT, load_cluster
+from mailfleet.model import Node
 
 SCENARIO_NAME = "mailfleet"
 SCENARIO = PROJECT / "molecule" / SCENARIO_NAME
@@ -24,6 +25,7 @@ INVENTORY = "inventories/local.py"
 # Molecule replaces these with the environment's values when it reads molecule.yml.
 SLOT_PLACEHOLDER = "${MAILFLEET_SLOT:-0}"
 HOME_PLACEHOLDER = "${HOME}"
+PROJECT_PLACEHOLDER = "${MOLECULE_PROJECT_DIRECTORY}"
 HEADER = """\
 # The molecule scenario of the default container cluster. Written by
 # `mailfleet molecule-scenario` from the inventory and mailfleet.containers.NodeSpec: do not
@@ -37,9 +39,30 @@ def molecule_address(address: str) -> str:
     return f"{localsite.subnet_prefix(SLOT_PLACEHOLDER, 'molecule')}.{host_number}"
 
 
+def disk_folder(project: Path | str, slot: int | str) -> Path:
+    """Return the folder of the links to molecule's disks: its create step cannot attach loop
+    devices, so the dependency step attaches them and links them from here."""
+    return Path(project) / ".state" / localsite.state_folder_name(slot, "molecule") / "disks"
+
+
+def node_devices(node: Node) -> tuple[str, ...]:
+    """Return the --device mappings of a node: each storage device is a link in the disk
+    folder, which docker follows when it starts the container."""
+    if node.storage is None:
+        return ()
+    folder = disk_folder(PROJECT_PLACEHOLDER, SLOT_PLACEHOLDER)
+    links = [
+        f"{harness.disk_link(folder, node.name, device)}:{device}"
+        for device in node.storage.devices
+    ]
+    return (*links, harness.BTRFS_CONTROL)
+
+
 def scenario_specs(inventory: str = INVENTORY) -> list[NodeSpec]:
-    """Return the harness's node definitions with molecule's names, network and addresses,
-    the slot left for molecule to fill in."""
+    """Return the harness's node definitions with molecule's names, network, addresses and
+    disks, the slot left for molecule to fill in."""
+    cluster = load_cluster(PROJECT / inventory)
+    nodes = {node.name: node for node in cluster.nodes}
     cluster_name = localsite.cluster_name(SLOT_PLACEHOLDER, "molecule")
     return [
         replace(
@@ -50,11 +73,22 @@ def scenario_specs(inventory: str = INVENTORY) -> list[NodeSpec]:
             extra_hosts={
                 name: molecule_address(address) for name, address in spec.extra_hosts.items()
             },
+            devices=node_devices(nodes[spec.name]),
         )
-        # NOTE: molecule's create step cannot attach loop devices, so its mailbox hosts get no
-        # RAID disks and the local inventory gives them no storage under molecule.
-        for spec in harness.node_specs(load_cluster(PROJECT / inventory), attach_disks=False)
+        for spec in harness.node_specs(cluster, attach_disks=False)
     ]
+
+
+def link_disks(inventory: str = INVENTORY) -> list[Path]:
+    """Attach the loop devices of molecule's nodes in this process's slot and link them where
+    molecule.yml names them."""
+    folder = disk_folder(PROJECT, localsite.SLOT)
+    return harness.link_disks(load_cluster(PROJECT / inventory), folder)
+
+
+def unlink_disks() -> list[str]:
+    """Detach the loop devices of molecule's nodes in this process's slot."""
+    return harness.unlink_disks(disk_folder(PROJECT, localsite.SLOT))
 
 
 def apt_cache_folder() -> str:
@@ -97,14 +131,15 @@ def scenario_config(inventory: str = INVENTORY) -> dict:
         # ansible-compat's set-up would install collections from Galaxy: the `ansible` package
         # ships every collection the docker driver needs.
         "prerun": False,
-        # The dependency step starts the Docker daemon and builds the local base image.
-        "dependency": {"name": "shell", "command": "mailfleet image"},
+        # The dependency step starts the Docker daemon, builds the local base image and attaches
+        # the loop devices that stand in for the mailbox hosts' disks.
+        "dependency": {"name": "shell", "command": "mailfleet molecule-prepare"},
         "driver": {"name": "docker"},
         "platforms": [platform(spec) for spec in scenario_specs(inventory)],
         "provisioner": {
             "name": "ansible",
             "env": {"MAILFLEET_LAUNCHER": "molecule"},
-            "playbooks": {"converge": "converge.yml"},
+            "playbooks": {"converge": "converge.yml", "cleanup": "cleanup.yml"},
         },
         "verifier": {
             "name": "testinfra",
@@ -123,6 +158,7 @@ def scenario_config(inventory: str = INVENTORY) -> dict:
                 "converge",
                 "idempotence",
                 "verify",
+                "cleanup",
                 "destroy",
             ],
         },

@@ -117,6 +117,12 @@ def normalise(value, cluster: str, subnet: str):
     return value
 
 
+def device_kind(path_on_host: str) -> str:
+    """Return "<loop device>" for a path that is, or links to, a loop device; else the path."""
+    resolved = os.path.realpath(path_on_host)
+    return "<loop device>" if re.fullmatch(r"/dev/loop\d+", resolved) else resolved
+
+
 def container_settings(container: str, cluster: str, subnet: str) -> dict:
     """Return what `docker run` set on a container, without what docker assigns per container."""
     details = inspect("container", container)
@@ -132,8 +138,11 @@ def container_settings(container: str, cluster: str, subnet: str) -> dict:
         host_config["RestartPolicy"]["Name"] = "no"
     # docker run leaves Init unset, the API sets false: both start no init process.
     host_config["Init"] = host_config.get("Init") or None
-    # Molecule's mailbox hosts get no RAID disks: its create step cannot attach loop devices.
-    host_config.pop("Devices", None)
+    # Each launcher attaches loop devices of its own, and molecule names them by links.
+    host_config["Devices"] = [
+        {**device, "PathOnHost": device_kind(device["PathOnHost"])}
+        for device in host_config["Devices"] or []
+    ]
     config = dict(details["Config"])
     config["Labels"] = {
         key: value for key, value in config["Labels"].items() if key not in LAUNCHER_LABELS

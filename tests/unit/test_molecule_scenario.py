@@ -119,3 +119,27 @@ def test_scenario_verifies_with_project_checks():
     assert config["provisioner"]["env"] == {"MAILFLEET_LAUNCHER": "molecule"}
     assert "idempotence" in config["scenario"]["test_sequence"]
     assert config["prerun"] is False
+
+
+def test_mailbox_hosts_get_linked_disks():
+    platforms = yaml.safe_load(molecule_scenario.render_scenario())["platforms"]
+    by_name = {platform["hostname"].split(".")[0]: platform for platform in platforms}
+    folder = f"${{MOLECULE_PROJECT_DIRECTORY}}/.state/molecule{SLOT}/disks"
+
+    assert by_name["mbox1"]["devices"] == [
+        f"{folder}/mbox1-vdb:/dev/vdb",
+        f"{folder}/mbox1-vdc:/dev/vdc",
+        "/dev/btrfs-control",
+    ]
+    assert by_name["mx1"]["devices"] == []
+
+
+def test_dependency_links_disks_and_cleanup_detaches():
+    config = yaml.safe_load(molecule_scenario.render_scenario())
+    sequence = config["scenario"]["test_sequence"]
+
+    assert config["dependency"]["command"] == "mailfleet molecule-prepare"
+    assert config["provisioner"]["playbooks"]["cleanup"] == "cleanup.yml"
+    assert (molecule_scenario.SCENARIO / "cleanup.yml").exists()
+    assert sequence.index("cleanup") == sequence.index("verify") + 1
+    assert sequence[-1] == "destroy"

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from mailfleet import containers, harness, raidcheck
 from mailfleet.containers import HarnessError, NodeSpec
-from mailfleet.model import Node
+from mailfleet.model import Cluster, Node
 from mailfleet.render import render
 from mailfleet.storage import (
     DeviceState,
@@ -396,4 +396,45 @@ def test_down_detaches_only_own_images(tmp_path, monkeypatch):
 
     assert detached == ["/dev/loop3"]
     assert commands == [["losetup", "--detach", "/dev/loop3"]]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_disks_linked_to_loop_devices(tmp_path, monkeypatch):
+    mx1 = Node.model_construct(name="mx1", storage=None)
+    cluster = Cluster.model_construct(nodes=[MBOX1, mx1])
+    attached = []
+
+    def attach(image, size, device=None):
+        attached.append(image.name)
+        return f"/dev/loop{len(attached) + 4}"
+
+    monkeypatch.setattr(containers, "attach_loop_device", attach)
+
+    links = harness.link_disks(cluster, tmp_path)
+
+    assert [link.name for link in links] == ["mbox1-vdb", "mbox1-vdc"]
+    assert [str(link.readlink()) for link in links] == ["/dev/loop5", "/dev/loop6"]
+    assert attached == ["mbox1-vdb.img", "mbox1-vdc.img"]
+
+
+def test_linking_again_replaces_links(tmp_path, monkeypatch):
+    cluster = Cluster.model_construct(nodes=[MBOX1])
+    (tmp_path / "mbox1-vdb").symlink_to("/dev/loop1")
+    monkeypatch.setattr(containers, "attach_loop_device",
+                        lambda image, size, device=None: "/dev/loop2")
+
+    links = harness.link_disks(cluster, tmp_path)
+
+    assert str(links[0].readlink()) == "/dev/loop2"
+
+
+def test_unlink_removes_links_and_images(tmp_path, monkeypatch):
+    (tmp_path / "mbox1-vdb.img").write_bytes(b"")
+    (tmp_path / "mbox1-vdb").symlink_to("/dev/loop3")
+    monkeypatch.setattr(containers, "loop_devices_of", lambda image: ["/dev/loop3"])
+    monkeypatch.setattr(containers.subprocess, "run", lambda command, **options: None)
+
+    detached = harness.unlink_disks(tmp_path)
+
+    assert detached == ["/dev/loop3"]
     assert list(tmp_path.iterdir()) == []
