@@ -171,6 +171,10 @@ def mounted_volume(storage: Storage, mount_point: str):
         mount_point=mount_point,
         **mount_values(storage),
     )
+
+    # NOTE: a daemon whose unit sandboxes the file system (Redis's, for one) keeps its own copy
+    # of the mounts and so pins this volume while it runs: removing a member or unmounting
+    # fails. Nothing here prevents it, so the inventories keep Redis off the mailbox hosts.
     dependent = DEPENDENT_UNITS[storage.holds]
     files.directory(
         name=f"{dependent} has a folder for drop-ins",
@@ -182,6 +186,7 @@ def mounted_volume(storage: Storage, mount_point: str):
         dest=f"{UNITS}/{dependent}.d/mailfleet-storage.conf",
         mount_point=mount_point,
     )
+
     systemd.daemon_reload(
         name="systemd reads the mount unit and the drop-in",
         _if=any_changed(mount_unit, drop_in),
