@@ -207,7 +207,7 @@ def clamav(policy: FilterPolicy) -> None:
 
 
 def health_agent() -> None:
-    """Serve HAProxy's agent check on HEALTH_PORT: "up" only while Rspamd and clamd answer."""
+    """Serve HAProxy's agent check on HEALTH_PORT: "up" only while Rspamd and clamd respond."""
     files.directory(name="/usr/local/lib/mailfleet exists", path="/usr/local/lib/mailfleet")
     put_rendered(
         name="The filter health check asks Rspamd and clamd",

@@ -43,7 +43,7 @@ SERVICES = (
     Service("submission", 587, "mta", check=SMTP_CHECK),
     Service("submissions", 465, "mta", server_options=TLS_CHECK_OPTIONS),
     # A client's IMAP and POP3 connections all reach the same mailbox host while it is up, so
-    # that host's fail2ban sees every failed login of the client. NOTE: bans are per host; a
+    # that host's fail2ban counts every failed login of the client. NOTE: bans are per host; a
     # client moves to the other host, with a clean record there, when its host fails.
     Service("imap", 143, "mailstore", check=IMAP_CHECK, timeout="30m", balance="source"),
     Service("imaps", 993, "mailstore", server_options=TLS_CHECK_OPTIONS, timeout="30m",

@@ -27,7 +27,7 @@ def hosts_by_name(deployed, pyinfra_inventory) -> dict:
     }
 
 
-def holds(host, address) -> bool:
+def has_address(host, address) -> bool:
     return f" {address}/" in host.check_output("ip -o -4 addr show")
 
 
@@ -40,17 +40,19 @@ def test_keepalived_enabled(host):
 
 
 def test_virtual_ip_held_once(cluster, hosts_by_name):
-    """Exactly one load balancer holds the clients' virtual IP."""
+    """Exactly one load balancer has the clients' virtual IP."""
     holders = [lb.name for lb in cluster.loadbalancers
-               if holds(hosts_by_name[lb.name], cluster.virtual_ip)]
+               if has_address(hosts_by_name[lb.name], cluster.virtual_ip)]
 
     assert len(holders) == 1, f"{cluster.virtual_ip} is held by {holders or 'no host'}"
 
 
 def test_shard_ip_held_once(cluster, hosts_by_name):
-    """Exactly one host of each mailbox pair holds the pair's floating IP."""
+    """Exactly one host of each mailbox pair has the pair's floating IP."""
     for shard in cluster.mailbox_shards:
-        holders = [name for name in shard.hosts if holds(hosts_by_name[name], shard.virtual_ip)]
+        holders = [
+            name for name in shard.hosts if has_address(hosts_by_name[name], shard.virtual_ip)
+        ]
 
         assert len(holders) == 1, f"{shard.virtual_ip} is held by {holders or 'no host'}"
 
@@ -96,7 +98,7 @@ def test_replication_configured(node, host, cluster):
 
 
 def test_replication_healthy(node, host, cluster):
-    """The replicator knows every user and has no failed synchronisation queued."""
+    """The replicator lists every user and has no failed synchronisation queued."""
     if "mailstore" not in node.roles:
         pytest.skip("only mailbox hosts replicate")
     status = host.check_output("doveadm replicator status")

@@ -97,8 +97,10 @@ def healthy(deployed):
 
 def fail_over(cluster: Cluster, victim: Node, method: str, floating: tuple | None,
               failover_report) -> tuple[dict, Counter]:
-    """Run one stream while `victim` goes down and comes back; return the stream's report and
-    the count of each of its Message-IDs in the recipient's INBOX."""
+    """Run one stream while `victim` goes down and comes back.
+
+    Returns the stream's report and how many copies of each of its Message-IDs the recipient's
+    INBOX has."""
     sender, recipient = cluster.mail_users[0].address, cluster.mail_users[1].address
     passwords = harness.credentials(cluster)
     stream = harness.probe_in_background(
