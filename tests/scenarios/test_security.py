@@ -6,6 +6,9 @@ Clauses 3.2 (confidentiality) and 5.1.5 (secure authentication).
 import pytest
 
 from mailfleet import harness
+from roles.filter import HEALTH_PORT
+from roles.mailstore import DOVEADM_PORT, PROXIED_LOGIN_PORTS
+from roles.redis import PORT
 
 pytestmark = [pytest.mark.security]
 
@@ -41,6 +44,36 @@ def test_backends_unreachable_from_clients(client, cluster):
     reachable = client("reachable", targets=targets)
 
     assert [target for target, is_open in reachable.items() if is_open] == []
+
+
+def cluster_only_ports(cluster) -> list[tuple[str, str, int]]:
+    """Return (node, peer that may connect, port) for each port that serves only cluster peers:
+    Redis, Dovecot's replication and proxied logins, and the filter's health agent."""
+    redis_hosts = cluster.redis_servers
+    ports = [(node, redis_hosts[1 - index], PORT) for index, node in enumerate(redis_hosts[:2])]
+    first, second = cluster.mailstores[:2]
+    for port in (DOVEADM_PORT, *PROXIED_LOGIN_PORTS.values()):
+        ports += [(first, second, port), (second, first, port)]
+    ports += [(mta, cluster.loadbalancers[0], HEALTH_PORT) for mta in cluster.mtas]
+    return ports
+
+
+def peer_connects(peer, address, port: int) -> bool:
+    result = harness.run_on_node(
+        peer.inventory_name, "timeout", "3", "bash", "-c", f"</dev/tcp/{address}/{port}"
+    )
+    return result.returncode == 0
+
+
+@pytest.mark.clause("3.2")
+def test_cluster_ports_only_for_peers(client, cluster):
+    """Redis, replication, proxied logins and the health agent accept only their peers."""
+    ports = cluster_only_ports(cluster)
+    reachable = client("reachable", targets=[f"{node.address}:{port}" for node, _, port in ports])
+
+    assert [target for target, is_open in reachable.items() if is_open] == []
+    for node, peer, port in ports:
+        assert peer_connects(peer, node.address, port), f"{peer.name} -> {node.name}:{port}"
 
 
 def lift_every_ban(cluster) -> None:
