@@ -106,7 +106,8 @@ def platform(spec: NodeSpec) -> dict:
         "name": spec.container,
         "hostname": spec.hostname,
         "image": spec.image,
-        # The dependency step builds the image locally (`mailfleet image`), so molecule builds none.
+        # The dependency step builds the image locally (`mailfleet molecule-prepare`), so molecule
+        # builds none.
         "pre_build_image": True,
         "command": " ".join(spec.command),
         "capabilities": list(spec.capabilities),
