@@ -7,6 +7,10 @@ import pytest
 from mailfleet import harness
 from tests.conftest import uses_container_cluster
 
+# The sender of mail from outside the cluster, which arrives on port 25. Streams of many
+# messages come from it, because the outbound rate limit slows a logged-in sender.
+OUTSIDE_SENDER = "someone@outside.test"
+
 
 @pytest.fixture(scope="session")
 def client(pytestconfig, deployed):

@@ -19,6 +19,7 @@ import pytest
 from mailfleet import harness, health
 from mailfleet.model import Cluster, Node
 from tests.conftest import FAILOVER_LINES
+from tests.scenarios.conftest import OUTSIDE_SENDER
 
 pytestmark = [pytest.mark.failover, pytest.mark.clause("5.1.6")]
 
@@ -101,11 +102,10 @@ def fail_over(cluster: Cluster, victim: Node, method: str, floating: tuple | Non
 
     Returns the stream's report and how many copies of each of its Message-IDs the recipient's
     INBOX has."""
-    sender, recipient = cluster.mail_users[0].address, cluster.mail_users[1].address
-    passwords = harness.credentials(cluster)
+    recipient = cluster.mail_users[1].address
     stream = harness.probe_in_background(
-        "stream", host=cluster.mail_hostname, sender=sender, recipient=recipient,
-        passwords={sender: passwords[sender]}, count=STREAM_COUNT, interval=STREAM_INTERVAL,
+        "stream", host=cluster.mail_hostname, sender=OUTSIDE_SENDER, recipient=recipient,
+        count=STREAM_COUNT, interval=STREAM_INTERVAL,
     )
     time.sleep(BEFORE_FAULT)
 

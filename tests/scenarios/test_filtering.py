@@ -22,10 +22,10 @@ from mailfleet import harness
 from mailfleet.dns import parse_txt
 from mailfleet.eicar import eicar
 from tests.conftest import PROJECT
+from tests.scenarios.conftest import OUTSIDE_SENDER
 
 pytestmark = pytest.mark.filtering
 
-OUTSIDE_SENDER = "someone@outside.test"
 # The GTUBE test string: Rspamd rejects every message that contains it.
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # Waits for the filter to come back, generous because the machine may be busy.

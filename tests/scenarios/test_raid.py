@@ -19,6 +19,7 @@ import pytest
 from mailfleet import harness
 from mailfleet.model import Cluster, Node
 from mailfleet.storage import mount_unit_name
+from tests.scenarios.conftest import OUTSIDE_SENDER
 
 pytestmark = [pytest.mark.raid, pytest.mark.clause("5.1.4")]
 
@@ -129,7 +130,7 @@ def raid_failure(deployed, client):
     node = btrfs_mailbox_host(cluster)
     mount_point = node.storage.mount_point(cluster.mail_root)
     unit = mount_unit_name(mount_point)
-    sender, recipient = cluster.mail_users[0].address, cluster.mail_users[1].address
+    recipient = cluster.mail_users[1].address
     subject = f"raid stream {uuid.uuid4()}"
     alert_subject = f"RAID degraded on {node.name}"
     earlier_alerts = {
@@ -140,8 +141,8 @@ def raid_failure(deployed, client):
 
     stream: dict = {}
     sending = threading.Thread(target=lambda: stream.update(client(
-        "send_many", sender=sender, recipient=recipient, subject=subject, count=MESSAGES,
-        interval=SEND_INTERVAL, password=harness.credentials(cluster)[sender],
+        "send_many", sender=OUTSIDE_SENDER, recipient=recipient, subject=subject,
+        count=MESSAGES, interval=SEND_INTERVAL,
     )))
     sending.start()
     try:
