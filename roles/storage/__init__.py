@@ -172,9 +172,10 @@ def mounted_volume(storage: Storage, mount_point: str):
         **mount_values(storage),
     )
 
-    # NOTE: a daemon whose unit sandboxes the file system (Redis's, for one) keeps its own copy
-    # of the mounts and so pins this volume while it runs: removing a member or unmounting
-    # fails. Nothing here prevents it, so the inventories keep Redis off the mailbox hosts.
+    # NOTE: a sandboxed daemon that starts after this volume is mounted (systemd-logind after a
+    # reboot, Redis) keeps a copy of the mount in its own namespace, so after an unmount the
+    # members stay busy until that daemon restarts. Nothing here prevents it, and the
+    # inventories keep Redis off the mailbox hosts.
     dependent = DEPENDENT_UNITS[storage.holds]
     files.directory(
         name=f"{dependent} has a folder for drop-ins",

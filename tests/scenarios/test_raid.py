@@ -69,11 +69,26 @@ def flush_queues(cluster: Cluster) -> None:
         harness.run_on_node(mta.inventory_name, "postqueue", "-f")
 
 
+def restart_mount_holders(mount_point: str) -> str:
+    """Return a script that restarts the services that still hold a copy of the mount.
+
+    A sandboxed service that starts after the volume is mounted (systemd-logind, whose unit
+    sets ProtectSystem=strict, after a reboot) keeps a copy of the mount in its own namespace,
+    which the unmount does not reach, so the members stay busy until it restarts.
+    """
+    return f"""
+        for pid in $(grep -l " {mount_point} " /proc/[0-9]*/mountinfo | cut -d/ -f3); do
+            ps -o unit= -p "$pid"
+        done | grep '[.]service$' | sort -u | xargs -r systemctl restart
+    """
+
+
 def fail_member(node: Node, mount_point: str, unit: str) -> None:
     """Take the second member out of the volume and mount the survivor degraded."""
     survivor, member = node.storage.devices[0], node.storage.devices[1]
     run(node, f"""
         systemctl stop dovecot {unit}
+        {restart_mount_holders(mount_point)}
         wipefs --all {member}
         btrfs device scan --forget {member}
         mount -t btrfs -o degraded,device={survivor} {survivor} {mount_point}
@@ -102,6 +117,17 @@ def remount_by_unit(node: Node, mount_point: str, unit: str) -> None:
     if "degraded" in options or not options.strip():
         run(node, f"systemctl stop dovecot {unit}; umount {mount_point} 2>/dev/null || true;"
                   f" systemctl start {unit} dovecot")
+
+
+def restore_volume(node: Node, mount_point: str, unit: str) -> None:
+    """Make the volume whole and mounted by its unit again, from whatever state a failed test
+    left: unmounted, degraded or with a member missing."""
+    survivor = node.storage.devices[0]
+    if not run(node, f"findmnt -n {mount_point} || true").strip():
+        run(node, f"systemctl start {unit} || mount -t btrfs -o degraded,device={survivor}"
+                  f" {survivor} {mount_point}")
+    replace_member(node, mount_point)
+    remount_by_unit(node, mount_point, unit)
 
 
 def messages(client, cluster: Cluster, user: str, subject: str) -> list[dict]:
@@ -183,8 +209,7 @@ def raid_failure(deployed, client):
         yield observed
     finally:
         sending.join()
-        replace_member(node, mount_point)
-        remount_by_unit(node, mount_point, unit)
+        restore_volume(node, mount_point, unit)
         flush_queues(cluster)
 
 
