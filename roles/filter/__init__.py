@@ -8,7 +8,7 @@ delivered unscanned.
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from mailfleet.eicar import signature_line
@@ -30,6 +30,7 @@ CLAMAV_DATABASES = "/var/lib/clamav"
 TEST_SIGNATURES = f"{CLAMAV_DATABASES}/mailfleet-test.hdb"
 # Port of the HAProxy agent check that reports whether this MX's filter responds.
 HEALTH_PORT = 11330
+HEALTH_UNIT = "mailfleet-filter-health.service"
 HEALTH_SCRIPT = "/usr/local/lib/mailfleet/filter-health"
 VIRUS_SYMBOL = "CLAM_VIRUS"
 # Seconds that Rspamd waits for clamd per try (two tries), and for a whole scan.
@@ -209,7 +210,7 @@ def clamav(policy: FilterPolicy) -> None:
 def health_agent() -> None:
     """Serve HAProxy's agent check on HEALTH_PORT: "up" only while Rspamd and clamd respond."""
     files.directory(name="/usr/local/lib/mailfleet exists", path="/usr/local/lib/mailfleet")
-    put_rendered(
+    script = put_rendered(
         name="The filter health check asks Rspamd and clamd",
         template="filter-health/usr/local/lib/mailfleet/filter-health.j2",
         dest=HEALTH_SCRIPT,
@@ -218,19 +219,31 @@ def health_agent() -> None:
         rspamd_port=RSPAMD_PORT,
         clamd_socket=CLAMD_SOCKET,
     )
-    units = [
-        put_rendered(
-            name=f"systemd runs the filter health check: {unit}",
-            template=f"filter-health/etc/systemd/system/{unit}.j2",
-            dest=f"/etc/systemd/system/{unit}",
-            port=HEALTH_PORT,
+    old_units = [
+        files.file(
+            name=f"The per-connection health check unit is gone: {unit}",
+            path=f"/etc/systemd/system/{unit}",
+            present=False,
         )
         for unit in ("mailfleet-filter-health.socket", "mailfleet-filter-health@.service")
     ]
-    systemd.daemon_reload(name="systemd reads the health check units",
-                          _if=any_changed(*units))
-    systemd.service(name="The filter health check listens and starts at boot",
-                    service="mailfleet-filter-health.socket", running=True, enabled=True)
+    server.shell(
+        name="The per-connection health check no longer listens",
+        commands=["systemctl disable --now mailfleet-filter-health.socket || true"],
+        _if=any_changed(*old_units),
+    )
+    unit = put_rendered(
+        name="systemd runs the filter health agent",
+        template=f"filter-health/etc/systemd/system/{HEALTH_UNIT}.j2",
+        dest=f"/etc/systemd/system/{HEALTH_UNIT}",
+        port=HEALTH_PORT,
+    )
+    systemd.daemon_reload(name="systemd reads the health agent's unit",
+                          _if=any_changed(unit, *old_units))
+    systemd.service(name="The filter health agent listens and starts at boot",
+                    service=HEALTH_UNIT, running=True, enabled=True)
+    systemd.service(name="The filter health agent runs its current script and unit",
+                    service=HEALTH_UNIT, restarted=True, _if=any_changed(script, unit))
 
 
 @deploy("Filter")

@@ -4,9 +4,11 @@ import json
 
 import pytest
 
+from roles.filter import HEALTH_PORT
+
 ROLES = ["mta"]
 
-SERVICES = {"mta": ["rspamd", "clamav-daemon", "mailfleet-filter-health.socket"]}
+SERVICES = {"mta": ["rspamd", "clamav-daemon", "mailfleet-filter-health"]}
 PER_ROLE = {"service": SERVICES}
 
 
@@ -73,3 +75,14 @@ def test_offline_mode_disables_lookups(host, deployed):
 @pytest.mark.clause("2.3.1", "5.1.8")
 def test_health_agent_reports_up(host):
     assert host.check_output("/usr/local/lib/mailfleet/filter-health") == "up"
+
+
+@pytest.mark.clause("2.3.1", "5.1.8")
+def test_health_agent_answers_on_port(host):
+    """The agent daemon answers a connection at once with its last result, as HAProxy reads it."""
+    reply = host.check_output(
+        "python3 -c 'import socket; print(socket.create_connection((\"127.0.0.1\","
+        f" {HEALTH_PORT}), timeout=3).recv(64).decode().strip())'"
+    )
+
+    assert reply == "up"
