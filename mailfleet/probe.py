@@ -421,13 +421,14 @@ def stream(request: dict) -> dict:
     the MX hosts. A message whose submission fails (a dropped connection, a temporary error) is
     sent again on a new session until the server accepts it or `give_up` seconds pass. Returns
     the accepted Message-IDs, the seconds since the start at which each was accepted, the
-    retries and the errors seen (the first 20). The sender logs in on 587 when the request has
-    a `password`, and the messages arrive on port 25 when it has none.
+    retries, the Message-IDs sent more than once and the errors seen (the first 20). The
+    sender logs in on 587 when the request has a `password`, and the messages arrive on port
+    25 when it has none.
     """
     sender, recipient = request["sender"], request["recipient"]
     password = request.get("password")
     started = time.monotonic()
-    accepted, accepted_at, errors = [], [], []
+    accepted, accepted_at, errors, resent = [], [], [], []
     retries = 0
     smtp = None
     for number in range(request["count"]):
@@ -441,6 +442,8 @@ def stream(request: dict) -> dict:
                 break
             except (OSError, smtplib.SMTPException) as error:
                 retries += 1
+                if message["Message-ID"] not in resent:
+                    resent.append(message["Message-ID"])
                 if len(errors) < 20:
                     errors.append(f"{time.monotonic() - started:.1f} s: {error!r}"[:200])
                 with contextlib.suppress(OSError, smtplib.SMTPException):
@@ -461,7 +464,7 @@ def stream(request: dict) -> dict:
         with contextlib.suppress(OSError, smtplib.SMTPException):
             smtp.quit()
     return {"message_ids": accepted, "accepted_at": accepted_at, "retries": retries,
-            "errors": errors}
+            "resent": resent, "errors": errors}
 
 
 def message_ids(request: dict) -> dict:
