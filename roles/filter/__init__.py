@@ -229,7 +229,11 @@ def health_agent() -> None:
     ]
     server.shell(
         name="The per-connection health check no longer listens",
-        commands=["systemctl disable --now mailfleet-filter-health.socket || true"],
+        commands=[
+            "systemctl disable --now mailfleet-filter-health.socket || true",
+            "systemctl reset-failed mailfleet-filter-health.socket 'mailfleet-filter-health@*'"
+            " || true",
+        ],
         _if=any_changed(*old_units),
     )
     unit = put_rendered(

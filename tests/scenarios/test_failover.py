@@ -23,8 +23,8 @@ from tests.scenarios.conftest import OUTSIDE_SENDER
 
 pytestmark = [pytest.mark.failover, pytest.mark.clause("5.1.6")]
 
-# Messages per test (three tests: 360 in all), and the pause after each.
-STREAM_COUNT = 120
+# Messages per test (three tests: 900 in all), and the pause after each.
+STREAM_COUNT = 300
 STREAM_INTERVAL = 0.2
 # Seconds the stream runs before the host goes down, and the host stays down.
 BEFORE_FAULT = 3
