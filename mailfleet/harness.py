@@ -158,10 +158,27 @@ def client_specs(cluster: Cluster) -> list[NodeSpec]:
     ]
 
 
+# Each container's systemd and its services take inotify instances. The kernel's default of
+# 128 per user runs out with a dozen containers, and systemd in them then fails to start units.
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+MIN_INOTIFY_INSTANCES = 1024
+
+
+def raise_inotify_limit() -> None:
+    """Raise the machine's inotify instance limit to MIN_INOTIFY_INSTANCES if it is lower."""
+    current = int(INOTIFY_INSTANCES.read_text())
+    if current < MIN_INOTIFY_INSTANCES:
+        INOTIFY_INSTANCES.write_text(f"{MIN_INOTIFY_INSTANCES}\n")
+        log.info("raised fs.inotify.max_user_instances from %d to %d for the containers' systemd",
+                 current, MIN_INOTIFY_INSTANCES)
+
+
 def prepare_host() -> None:
-    """Start the Docker daemon if none is running, and build the base image if it is missing."""
+    """Start the Docker daemon if none is running, build the base image if it is missing, and
+    raise the inotify limit that many systemd containers need."""
     containers.ensure_docker_daemon()
     containers.build_base_image()
+    raise_inotify_limit()
 
 
 def up(inventory: str) -> Cluster:

@@ -438,3 +438,23 @@ def test_unlink_removes_links_and_images(tmp_path, monkeypatch):
 
     assert detached == ["/dev/loop3"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_inotify_limit_raised_when_low(tmp_path, monkeypatch):
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("128\n")
+    monkeypatch.setattr(harness, "INOTIFY_INSTANCES", limit)
+
+    harness.raise_inotify_limit()
+
+    assert limit.read_text() == "1024\n"
+
+
+def test_inotify_limit_kept_when_high(tmp_path, monkeypatch):
+    limit = tmp_path / "max_user_instances"
+    limit.write_text("8192\n")
+    monkeypatch.setattr(harness, "INOTIFY_INSTANCES", limit)
+
+    harness.raise_inotify_limit()
+
+    assert limit.read_text() == "8192\n"
