@@ -405,8 +405,11 @@ def stream_message(sender: str, recipient: str, number: int) -> EmailMessage:
 
 
 def smtp_session(request: dict, sender: str, password: str | None) -> smtplib.SMTP:
-    """Open an SMTP session with STARTTLS: with a password, submission on 587 as the sender;
-    without one, port 25 as another mail server connects, which no sender rate limit slows."""
+    """Open an SMTP session with STARTTLS.
+
+    With a password, the sender logs in on submission (587). Without one, the session uses
+    port 25 as another mail server would, so no sender rate limit applies.
+    """
     smtp = smtplib.SMTP(request["host"], 25 if password is None else 587, timeout=TIMEOUT)
     smtp.starttls(context=tls_context())
     if password is not None:

@@ -79,7 +79,7 @@ def test_health_agent_reports_up(host):
 
 @pytest.mark.clause("2.3.1", "5.1.8")
 def test_health_agent_answers_on_port(host):
-    """The agent daemon answers a connection at once with its last result, as HAProxy reads it."""
+    """The agent daemon replies at once with its last result, as HAProxy reads it."""
     reply = host.check_output(
         "python3 -c 'import socket; print(socket.create_connection((\"127.0.0.1\","
         f" {HEALTH_PORT}), timeout=3).recv(64).decode().strip())'"

@@ -150,8 +150,11 @@ def possibly_doubled(cluster: Cluster) -> set[str]:
 
 def assert_exactly_once(report: dict, counts: Counter, may_double: set[str] = frozenset()) -> None:
     """Every message arrived, and none twice except those in `may_double` and those the client
-    sent again after a lost connection: a connection cut between the end of the data and the
-    server's reply leaves the client unsure, and SMTP then delivers at least once."""
+    resent after a lost connection.
+
+    A connection cut between the end of the data and the server's reply leaves the client
+    unsure whether the message was taken, so SMTP delivers at least once.
+    """
     may_double = set(may_double) | set(report.get("resent", []))
     missing = [message_id for message_id, count in counts.items() if count == 0]
     doubled = [message_id for message_id, count in counts.items()
