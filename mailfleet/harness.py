@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import fcntl
 import json
 import logging
@@ -30,6 +31,10 @@ DISKS = localsite.STATE / "disks"
 DISK_SIZE = "1G"
 # Lets btrfs in a container scan for the members of a multi-device volume.
 BTRFS_CONTROL = "/dev/btrfs-control"
+# Print HAProxy's statistics as CSV, from its admin socket.
+HAPROXY_STATS = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
+# HAProxy's statuses of a server that takes connections: health checks pass, or none is run.
+SERVING = ("UP", "no check")
 
 
 @contextlib.contextmanager
@@ -347,6 +352,38 @@ def wait_for_backends(cluster: Cluster, timeout: float = 150) -> None:
     raise HarnessError(f"the load balancer did not reach every backend in time: {report}")
 
 
+def balancer_statuses(balancer: Node) -> dict[tuple[str, str], str]:
+    """Return HAProxy's status of every server on a load balancer, by (backend, server):
+    "UP", "DOWN 1/2" (down, one of two passing checks seen) and so on."""
+    output = run_on_node(balancer.inventory_name, "sh", "-c", HAPROXY_STATS).stdout
+    rows = csv.DictReader(output.lstrip("# ").splitlines())
+    return {
+        (row["pxname"], row["svname"]): row["status"]
+        for row in rows if row["svname"] not in ("FRONTEND", "BACKEND")
+    }
+
+
+def servers_not_serving(cluster: Cluster) -> dict[str, str]:
+    """Return "balancer backend/server" -> status for every server that HAProxy does not use."""
+    return {
+        f"{balancer.name} {backend}/{server}": status
+        for balancer in cluster.loadbalancers
+        for (backend, server), status in balancer_statuses(balancer).items()
+        if status not in SERVING
+    }
+
+
+def wait_for_health_checks(cluster: Cluster, timeout: float = 120) -> None:
+    """Wait until every load balancer uses every server; log the ones it still does not.
+
+    The banners answer as soon as one server of a port is up; a server whose services are
+    still starting passes HAProxy's checks a few seconds later.
+    """
+    if not wait_until(lambda: not servers_not_serving(cluster), timeout, interval=2):
+        log.warning("HAProxy still marks servers down after %.0f s: %s",
+                    timeout, servers_not_serving(cluster))
+
+
 def send_and_read(cluster: Cluster) -> dict:
     """Send a message from the first user to the second through the virtual IP; read it back
     over IMAP and POP3."""
@@ -367,6 +404,7 @@ def cluster(inventory: str) -> int:
     deploy(inventory)
     log.info("verifying: submission, IMAP and POP3 through the load balancer")
     wait_for_backends(model)
+    wait_for_health_checks(model)
     report = send_and_read(model)
     print_summary(model, report)
     return 0

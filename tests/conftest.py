@@ -81,6 +81,7 @@ def deployed(pytestconfig: pytest.Config, cluster: Cluster, inventory_path: str)
         harness.up(inventory_path)
         harness.deploy(inventory_path)
         harness.wait_for_backends(cluster)
+        harness.wait_for_health_checks(cluster)
         yield cluster
 
 

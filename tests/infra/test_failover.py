@@ -8,12 +8,12 @@ from __future__ import annotations
 import pytest
 import testinfra
 
+from mailfleet import harness
 from tests.infra.conftest import backend_url
 
 pytestmark = pytest.mark.clause("5.1.6")
 
 ROLES = ["loadbalancer", "mailstore"]
-HAPROXY_STATS = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_shard_ip_held_once(cluster, hosts_by_name):
 def haproxy_statuses(host) -> dict[str, str]:
     """Return "backend/server" -> status from HAProxy's admin socket."""
     statuses = {}
-    for line in host.check_output(HAPROXY_STATS).splitlines():
+    for line in host.check_output(harness.HAPROXY_STATS).splitlines():
         fields = line.split(",")
         if line.startswith("#") or len(fields) < 18 or fields[1] in ("FRONTEND", "BACKEND"):
             continue

@@ -7,7 +7,6 @@ whatever the outcome: with one MX broken, the load balancer rightly sends mail t
 from __future__ import annotations
 
 import contextlib
-import csv
 import email
 import functools
 import os
@@ -166,24 +165,13 @@ FAULTS = {
 HEALTH_CHECK = "/usr/local/lib/mailfleet/filter-health"
 
 
-# Print HAProxy's statistics as CSV, from its admin socket (the load balancers lack socat).
-HAPROXY_STAT = (
-    "python3 -c 'import socket; s = socket.socket(socket.AF_UNIX);"
-    ' s.connect("/run/haproxy/admin.sock"); s.sendall(b"show stat\\n");'
-    " print(s.makefile().read())'"
-)
-
-
 def filter_healthy(node) -> bool:
     return on_node(node, HEALTH_CHECK).stdout.strip() == "up"
 
 
 def balancer_status(balancer, backend: str, server: str) -> str:
     """Return HAProxy's status of a server in a backend: "UP", "DOWN" and so on."""
-    output = on_node(balancer, HAPROXY_STAT).stdout
-    rows = csv.DictReader(output.lstrip("# ").splitlines())
-    row = next(row for row in rows if (row["pxname"], row["svname"]) == (backend, server))
-    return row["status"]
+    return harness.balancer_statuses(balancer)[backend, server]
 
 
 def smtp_server_down(balancer, server: str) -> bool:
