@@ -33,7 +33,8 @@ mail_users = [
 # Largest message accepted, in bytes; Postfix and Dovecot's LMTP server share it.
 message_size_limit = 25 * 1024 * 1024
 
-# Separates the address extension: alice+lists@example.test is delivered to alice.
+# Separates the address extension: alice+lists@example.test is delivered to alice. A message
+# sent to alice@ and alice+lists@ (or ALICE@) at once arrives once per address written.
 recipient_delimiter = "+"
 
 # Root of the maildirs on the mailbox hosts (clause 2.2.3).

@@ -39,7 +39,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         "check", help="validate an inventory and its group data, and print a summary"
     )
     check.add_argument("inventory", help="the pyinfra inventory file, e.g. inventories/local.py")
-    check.add_argument("--group-data", help="the group data folder (default: group_data/)")
+    check.add_argument("--group-data", help="the group data folder (default: the project's"
+                       " group_data/, the one `mailfleet deploy` reads)")
     check.set_defaults(run=run_check)
 
     hasher = commands.add_parser(

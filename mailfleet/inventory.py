@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pyinfra.api.arguments import all_global_arguments
 from pyinfra.api.connectors import get_all_connectors
 from pyinfra.api.exceptions import PyinfraError
@@ -24,9 +24,8 @@ from pyinfra.context import ctx_state
 from pyinfra_cli.exceptions import UnexpectedExternalError
 from pyinfra_cli.inventory import make_inventory_from_files
 
-from mailfleet.model import ROLE_GROUPS, Cluster, MailUser, Node, format_location
+from mailfleet.model import ROLE_GROUPS, Cluster, format_location
 from mailfleet.passwords import generate_password, hash_password
-from mailfleet.storage import Storage
 
 PROJECT = Path(__file__).resolve().parent.parent
 CLUSTER_KEYS = set(Cluster.model_fields) - {"nodes"}
@@ -44,10 +43,13 @@ GROUP_TYPOS = {
 
 
 class ClusterDataError(ValueError):
-    """The inventory or group data is invalid; `problems` lists each one as a sentence."""
+    """The inventory or group data is invalid; `problems` lists each one as a sentence.
+
+    A value of group data shared by several hosts is one problem, however many hosts have it.
+    """
 
     def __init__(self, problems: list[str]):
-        self.problems = problems
+        self.problems = problems = list(dict.fromkeys(problems))
         count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
         super().__init__(f"invalid cluster data ({count}):\n" + "\n".join(
             f"  - {problem}" for problem in problems
@@ -240,6 +242,28 @@ class _Reader:
                                      f" unknown key{suggestion(key, allowed)}: fix its name or"
                                      " remove it")
 
+    def check_replaced_values(self) -> None:
+        """Check cluster-wide values of group data that every host replaces with its own.
+
+        The container inventories replace `security` and `filtering` on each host with test
+        settings, so the group data's values are not deployed there; a mistake in them would
+        reach real hosts, and is reported all the same.
+        """
+        datas = [("all", self.inventory.get_data())]
+        datas += [(group, self.inventory.get_group_data(group)) for group in self.inventory.groups]
+        for group, data in datas:
+            for key in sorted(CLUSTER_KEYS & set(data)):
+                if all(host.data.get(key) == data[key] for host in self.hosts):
+                    continue
+                try:
+                    field_adapter(key).validate_python(data[key])
+                except ValidationError as error:
+                    self.problems.extend(validation_problems(
+                        error, lambda location, group=group: (
+                            self.sources.describe(group, location), format_location(location)
+                        ), prefix=(key,),
+                    ))
+
     def cluster_data(self) -> dict[str, Any]:
         """Return the cluster-wide values, checking that every host has the same ones."""
         first = self.hosts[0]
@@ -302,6 +326,7 @@ def cluster_from_inventory(
         raise ClusterDataError([f"{reader.sources.inventory_file}: the inventory has no hosts"])
     reader.check_groups()
     reader.check_keys()
+    reader.check_replaced_values()
     data = reader.cluster_data()
     data["nodes"] = [reader.node_data(host) for host in reader.hosts]
 
@@ -339,11 +364,23 @@ def data_source(inventory: Inventory, host_name: str, key: str) -> str:
     return reader.origin(inventory.get_host(host_name), key)
 
 
-def validation_problems(error: ValidationError, describe: Any) -> list[str]:
-    """Turn pydantic's errors into sentences, without the input values pydantic keeps."""
+@cache
+def field_adapter(key: str) -> TypeAdapter:
+    """Validate the value of one cluster-wide key on its own, as the cluster model would."""
+    return TypeAdapter(Cluster.model_fields[key].annotation)
+
+
+def validation_problems(
+    error: ValidationError, describe: Any, prefix: tuple[str, ...] = ()
+) -> list[str]:
+    """Turn pydantic's errors into sentences, without the input values pydantic keeps.
+
+    `prefix` is the location of the validated value in the cluster model, when only part of the
+    model was validated.
+    """
     problems = []
     for item in error.errors(include_url=False, include_input=False):
-        location = tuple(item["loc"])
+        item["loc"] = location = (*prefix, *item["loc"])
         if item["type"] == "cluster_check":
             entries = [(location + problem.location, problem.message)
                        for problem in item["ctx"]["problems"]]
@@ -371,13 +408,28 @@ def plain_message(item: dict[str, Any]) -> str:
 
 
 def _sibling_fields(location: tuple[str | int, ...]) -> set[str]:
-    if location[:1] == ("mail_users",):
-        return set(MailUser.model_fields)
-    if location[:1] == ("nodes",) and location[2:3] == ("storage",):
-        return set(Storage.model_fields)
-    if location[:1] == ("nodes",):
-        return set(Node.model_fields)
-    return set(Cluster.model_fields)
+    """Return the keys of the model that holds the last key of `location`, to suggest one."""
+    model: type[BaseModel] = Cluster
+    for part in location[:-1]:
+        if isinstance(part, int):
+            continue
+        field_info = model.model_fields.get(part)
+        inner = _model_in(field_info.annotation) if field_info else None
+        if inner is None:
+            break
+        model = inner
+    return set(model.model_fields)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """Return the model an annotation holds, as in `list[MailUser]` or `Storage | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in get_args(annotation):
+        model = _model_in(argument)
+        if model is not None:
+            return model
+    return None
 
 
 def read_test_passwords(store: Path) -> dict[str, dict[str, str]]:

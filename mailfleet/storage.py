@@ -39,7 +39,7 @@ class Storage(BaseModel):
     # mdadm: a Linux software RAID (md) array over the devices, with `filesystem` on it.
     kind: Literal["btrfs", "mdadm"]
     # Whole block devices that become the members; every one is wiped when the volume is made.
-    devices: list[str] = Field(min_length=2)
+    devices: list[str]
     # raid1 mirrors every member; raid10 (mdadm only, 4 or more members) stripes over mirrors.
     level: Literal["raid1", "raid10"] = "raid1"
     # mail_root: mounted at the cluster's mail_root (mailbox hosts).
@@ -61,6 +61,11 @@ class Storage(BaseModel):
                 raise ValueError(f"{device!r} is not a block device path such as /dev/sdb")
         if len(set(devices)) != len(devices):
             raise ValueError("a device is listed twice: list each member once")
+        if len(devices) < 2:
+            raise ValueError(
+                f"a RAID volume needs at least 2 devices, {len(devices)} given: add a second"
+                " disk, so that the mail outlives the loss of one"
+            )
         return devices
 
     @model_validator(mode="after")

@@ -170,6 +170,10 @@ CASES = [
     Case("action table without reject", "inventory.py (host lb1)", "filtering",
          replace={INVENTORY: ("'test_signatures': True",
                               "'test_signatures': True, 'actions': {'add_header': 6}")}),
+    Case("misspelt key of filtering that hosts replace", "all.py:25", "filtering.ofline",
+         append={ALL: 'filtering = {"ofline": True}\n'}),
+    Case("bad value of filtering that hosts replace", "all.py:26", "filtering.rate_limit_messages",
+         append={ALL: 'filtering = {\n    "rate_limit_messages": "many",\n}\n'}),
     Case("virtual IP outside the network", "all.py:21", "virtual_ip", clause="5.1.6",
          replace={ALL: ('virtual_ip = "10.0.0.10"', 'virtual_ip = "10.0.1.10"')}),
     Case("virtual IP of a node", "all.py:21", "virtual_ip", clause="5.1.6",
@@ -330,3 +334,18 @@ def test_failing_inventory_file_named(site):
 
     assert "inventory.py" in str(raised.value)
     assert "NameError" in str(raised.value)
+
+
+def test_replaced_filtering_typo_gets_suggestion(site):
+    """A misspelt key is reported with the key it resembles, even when every host replaces the
+    whole dict with its own."""
+    (site / "group_data" / "all.py").write_text(
+        (site / "group_data" / "all.py").read_text() + 'filtering = {"ofline": True}\n'
+    )
+
+    with pytest.raises(ClusterDataError) as raised:
+        load_cluster(site / "inventory.py", site / "group_data")
+
+    [problem] = raised.value.problems
+    assert problem.endswith("group_data/all.py:25: filtering.ofline: unknown key"
+                            " (did you mean 'offline'?): fix its name or remove it")

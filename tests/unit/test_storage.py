@@ -145,7 +145,7 @@ def test_files_under_mount_point_refused():
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"kind": "btrfs", "devices": ["/dev/vdb"]}, "at least 2 items"),
+        ({"kind": "btrfs", "devices": ["/dev/vdb"]}, "at least 2 devices, 1 given"),
         ({"kind": "btrfs", "devices": ["/dev/vdb", "/dev/vdb"]}, "listed twice"),
         ({"kind": "btrfs", "devices": ["/dev/vdb", "vdc"]}, "not a block device path"),
         ({"kind": "btrfs", "devices": ["/dev/vdb", "/dev/../etc"]}, "not a block device path"),
