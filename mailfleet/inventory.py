@@ -10,10 +10,10 @@ import ast
 import difflib
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pyinfra.api.arguments import all_global_arguments
@@ -258,11 +258,12 @@ class _Reader:
                 try:
                     field_adapter(key).validate_python(data[key])
                 except ValidationError as error:
-                    self.problems.extend(validation_problems(
-                        error, lambda location, group=group: (
-                            self.sources.describe(group, location), format_location(location)
-                        ), prefix=(key,),
-                    ))
+                    describe = partial(self.describe_in_group, group)
+                    self.problems.extend(validation_problems(error, describe, prefix=(key,)))
+
+    def describe_in_group(self, group: str, location: tuple[str | int, ...]) -> tuple[str, str]:
+        """Return the source and the field of a location in one group's data."""
+        return self.sources.describe(group, location), format_location(location)
 
     def cluster_data(self) -> dict[str, Any]:
         """Return the cluster-wide values, checking that every host has the same ones."""
@@ -367,7 +368,8 @@ def data_source(inventory: Inventory, host_name: str, key: str) -> str:
 @cache
 def field_adapter(key: str) -> TypeAdapter:
     """Validate the value of one cluster-wide key on its own, as the cluster model would."""
-    return TypeAdapter(Cluster.model_fields[key].annotation)
+    field_info = Cluster.model_fields[key]
+    return TypeAdapter(Annotated[field_info.annotation, field_info])
 
 
 def validation_problems(

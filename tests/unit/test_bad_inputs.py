@@ -349,3 +349,18 @@ def test_replaced_filtering_typo_gets_suggestion(site):
     [problem] = raised.value.problems
     assert problem.endswith("group_data/all.py:25: filtering.ofline: unknown key"
                             " (did you mean 'offline'?): fix its name or remove it")
+
+
+def test_replaced_limit_checked_against_range(site, certificates):
+    """A group data value out of range is reported when every host replaces it."""
+    (site / "inventory.py").write_text(
+        inventory_text(certificates, extra_host_data=', "message_size_limit": 10485760')
+    )
+    all_py = site / "group_data" / "all.py"
+    all_py.write_text(all_py.read_text().replace("25 * 1024 * 1024", "1000"))
+
+    with pytest.raises(ClusterDataError) as raised:
+        load_cluster(site / "inventory.py", site / "group_data")
+
+    [problem] = raised.value.problems
+    assert "all.py:17: message_size_limit: Input should be greater than or equal to" in problem
