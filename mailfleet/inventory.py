@@ -227,11 +227,15 @@ class _Reader:
                 self.problems.append(f"{source}: group {group!r} is not a role group: rename"
                                      f" it to {expected!r}")
 
+    def group_datas(self) -> list[tuple[str, dict[str, Any]]]:
+        """Return the data of group "all" and of every other group, with the group's name."""
+        datas = [("all", self.inventory.get_data())]
+        return datas + [(group, self.inventory.get_group_data(group))
+                        for group in self.inventory.groups]
+
     def check_keys(self) -> None:
         allowed = known_keys()
-        datas = [("all", self.inventory.get_data())]
-        datas += [(group, self.inventory.get_group_data(group)) for group in self.inventory.groups]
-        for group, data in datas:
+        for group, data in self.group_datas():
             for key in sorted(set(data) - allowed):
                 source = self.sources.describe(group, (key,))
                 self.problems.append(f"{source}: {key}: unknown key{suggestion(key, allowed)}:"
@@ -245,13 +249,11 @@ class _Reader:
     def check_replaced_values(self) -> None:
         """Check cluster-wide values of group data that every host replaces with its own.
 
-        The container inventories replace `security` and `filtering` on each host with test
-        settings, so the group data's values are not deployed there; a mistake in them would
-        reach real hosts, and is reported all the same.
+        The container inventories give each host test values of `security` and `filtering`, so
+        the group data's values are not deployed there. A mistake in them would reach real
+        hosts, so it is reported all the same.
         """
-        datas = [("all", self.inventory.get_data())]
-        datas += [(group, self.inventory.get_group_data(group)) for group in self.inventory.groups]
-        for group, data in datas:
+        for group, data in self.group_datas():
             for key in sorted(CLUSTER_KEYS & set(data)):
                 if all(host.data.get(key) == data[key] for host in self.hosts):
                     continue
@@ -367,7 +369,7 @@ def data_source(inventory: Inventory, host_name: str, key: str) -> str:
 
 @cache
 def field_adapter(key: str) -> TypeAdapter:
-    """Validate the value of one cluster-wide key on its own, as the cluster model would."""
+    """Return a validator of one cluster-wide key's value, with the model's constraints."""
     field_info = Cluster.model_fields[key]
     return TypeAdapter(Annotated[field_info.annotation, field_info])
 
@@ -410,7 +412,7 @@ def plain_message(item: dict[str, Any]) -> str:
 
 
 def _sibling_fields(location: tuple[str | int, ...]) -> set[str]:
-    """Return the keys of the model that holds the last key of `location`, to suggest one."""
+    """Return the keys of the model that contains the last key of `location`, to suggest one."""
     model: type[BaseModel] = Cluster
     for part in location[:-1]:
         if isinstance(part, int):
@@ -424,7 +426,7 @@ def _sibling_fields(location: tuple[str | int, ...]) -> set[str]:
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """Return the model an annotation holds, as in `list[MailUser]` or `Storage | None`."""
+    """Return the model in an annotation, as in `list[MailUser]` or `Storage | None`."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for argument in get_args(annotation):
