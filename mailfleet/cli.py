@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -191,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         return arguments.run(arguments) or 0
     except (HarnessError, ClusterDataError) as error:
         print(f"mailfleet: {error}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # A reader such as `head` closed the output early: stop without a traceback, and send
+        # what Python flushes at exit to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
