@@ -65,6 +65,8 @@ filtering = {
     "offline": False,
     "actions": {"greylist": 4, "add_header": 6, "reject": 15},
     "greylisting": True,
+    # Reject a message with a file clamd cannot scan whole (past its size or depth limits).
+    "reject_unscannable": True,
     "dkim_selector": "mail",
     "dkim_key_folder": "/etc/mailfleet/dkim",
     "dmarc_policy": "quarantine",

@@ -36,6 +36,10 @@ class FilterPolicy(BaseModel):
     # freshclam's PrivateMirror: the host name or URL of the operator's ClamAV signature
     # mirror. Leave it None only with test_signatures, which masks freshclam.
     clamav_mirror: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.:/_-]+$")
+    # Reject (5xx) a message with a file that clamd cannot scan whole, because it unpacks past
+    # clamd's size, depth or file-count limits, as a compression bomb hiding a virus does.
+    # False delivers such a file with only its first part scanned.
+    reject_unscannable: bool = True
     # Ship a small signature file that detects only the EICAR test string, for test clusters
     # without a mirror. Production names clamav_mirror instead.
     test_signatures: bool = False

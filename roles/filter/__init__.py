@@ -26,6 +26,10 @@ MILTER_PORT = 11332
 # Rspamd's normal worker, which the health agent pings.
 RSPAMD_PORT = 11333
 CLAMD_SOCKET = "/run/clamav/clamd.ctl"
+CLAMD_CONF = "/etc/clamav/clamd.conf"
+MIB = 1024 * 1024
+# Debian's clamd limit on the data it scans per message, archives unpacked.
+DEBIAN_SCAN_LIMIT_MIB = 100
 CLAMAV_DATABASES = "/var/lib/clamav"
 TEST_SIGNATURES = f"{CLAMAV_DATABASES}/mailfleet-test.hdb"
 # Port of the HAProxy agent check that reports whether this MX's filter responds.
@@ -33,6 +37,8 @@ HEALTH_PORT = 11330
 HEALTH_UNIT = "mailfleet-filter-health.service"
 HEALTH_SCRIPT = "/usr/local/lib/mailfleet/filter-health"
 VIRUS_SYMBOL = "CLAM_VIRUS"
+# Rspamd's symbol for a file beyond clamd's limits (Heuristics.Limits.Exceeded).
+LIMITS_SYMBOL = "CLAM_LIMITS_EXCEEDED"
 # Seconds that Rspamd waits for clamd per try (two tries), and for a whole scan.
 ANTIVIRUS_TIMEOUT = 5
 TASK_TIMEOUT = 20
@@ -61,6 +67,9 @@ CLAUSES = {
         "/etc/rspamd/local.d/antivirus.conf: clamav": "every message part is scanned by clamd",
         "/etc/rspamd/local.d/force_actions.conf: virus_scan_failed": (
             "mail that clamd could not scan is deferred with 4xx"
+        ),
+        "/etc/rspamd/local.d/force_actions.conf: virus_scan_limits": (
+            "a file too large or too deeply packed to scan whole is rejected, not delivered"
         ),
     },
     "5.1.8": {
@@ -102,9 +111,10 @@ def rspamd_files(cluster: Cluster) -> list[str]:
     local("greylist.conf", f"Greylisting is {'on' if policy.greylisting else 'off'}",
           enabled=policy.greylisting)
     local("antivirus.conf", "Rspamd sends every message part to clamd",
-          clamd_socket=CLAMD_SOCKET, virus_symbol=VIRUS_SYMBOL, timeout=ANTIVIRUS_TIMEOUT)
-    local("force_actions.conf", "A message clamd could not scan is deferred",
-          fail_symbol=f"{VIRUS_SYMBOL}_FAIL")
+          clamd_socket=CLAMD_SOCKET, virus_symbol=VIRUS_SYMBOL, timeout=ANTIVIRUS_TIMEOUT,
+          limits_symbol=LIMITS_SYMBOL)
+    local("force_actions.conf", "A message clamd could not scan is deferred or rejected",
+          fail_symbol=f"{VIRUS_SYMBOL}_FAIL", limits_symbol=LIMITS_SYMBOL)
     local("milter_headers.conf", "Rspamd adds its verdict to every delivered message")
     local("dkim_signing.conf", "Rspamd signs mail of logged-in users with the domain's key",
           domains=cluster.mail_domains, key_folder=DKIM_FOLDER, selector=policy.dkim_selector)
@@ -176,9 +186,32 @@ def clamav_signatures(policy: FilterPolicy) -> None:
                     running=True, enabled=True, daemon_reload=True)
 
 
-def clamav(policy: FilterPolicy) -> None:
+def clamd_limits(cluster: Cluster) -> dict[str, str]:
+    """Return clamd's size limits, and whether it flags what it could not scan whole.
+
+    Rspamd sends each message to clamd as one stream, so the stream and file limits exceed the
+    largest message Postfix accepts, and an archive may unpack to four times that. Past a
+    limit, clamd stops scanning the file: with AlertExceedsMax it reports
+    Heuristics.Limits.Exceeded, which Rspamd's rule rejects, so that no virus hides behind a
+    compression bomb.
+    """
+    message_mib = -(-cluster.message_size_limit // MIB) + 1
+    scan_mib = max(DEBIAN_SCAN_LIMIT_MIB, 4 * message_mib)
+    return {
+        "StreamMaxLength": f"{message_mib}M",
+        "MaxFileSize": f"{scan_mib}M",
+        "MaxScanSize": f"{scan_mib}M",
+        "AlertExceedsMax": "true" if cluster.filtering.reject_unscannable else "false",
+    }
+
+
+def clamav(cluster: Cluster) -> None:
     apt.packages(name="ClamAV's daemon is installed", packages=["clamav-daemon"])
-    clamav_signatures(policy)
+    clamav_signatures(cluster.filtering)
+    # Debian's package writes clamd.conf; these lines replace its values of the same keys.
+    for key, value in clamd_limits(cluster).items():
+        files.line(name=f"clamd.conf sets {key} {value}", path=CLAMD_CONF, line=f"^{key} ",
+                   replace=f"{key} {value}")
 
     drop_ins = [f"/etc/systemd/system/{unit}.d/mailfleet.conf"
                 for unit in ("clamav-daemon.service", "clamav-daemon.socket")]
@@ -200,10 +233,19 @@ def clamav(policy: FilterPolicy) -> None:
     configuration_applied(
         name="clamd runs with the current signatures",
         service="clamav-daemon",
-        paths=[*drop_ins, *([TEST_SIGNATURES] if policy.test_signatures else [])],
+        paths=[*drop_ins, *([TEST_SIGNATURES] if cluster.filtering.test_signatures else [])],
         # NOTE: clamd has no config check mode; it reports unreadable signatures at start.
         check="true",
         action="reload-or-restart",
+    )
+    # A reload reads the signatures only: new limits need a restart.
+    configuration_applied(
+        name="clamd runs with its current limits",
+        service="clamav-daemon",
+        paths=[CLAMD_CONF],
+        check="true",
+        action="restart",
+        stamp_name="clamav-daemon-limits",
     )
 
 
@@ -252,7 +294,7 @@ def health_agent() -> None:
 
 @deploy("Filter")
 def mail_filter(cluster: Cluster, node: Node):
-    clamav(cluster.filtering)
+    clamav(cluster)
 
     apt.packages(name="Rspamd is installed", packages=["rspamd"])
     paths = rspamd_files(cluster) + dkim_keys(cluster)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import email
 import functools
+import io
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import dkim
@@ -20,6 +22,7 @@ import pytest
 from mailfleet import harness
 from mailfleet.dns import parse_txt
 from mailfleet.eicar import eicar
+from roles.filter import clamd_limits
 from tests.conftest import PROJECT
 from tests.scenarios.conftest import OUTSIDE_SENDER
 
@@ -73,6 +76,28 @@ def test_eicar_attachment_rejected(client, recipient):
 
     assert 500 <= reply["code"] < 600, reply
     assert "virus" in reply["text"], reply
+
+
+def eicar_behind_padding(padding_mib: int) -> str:
+    """Return a zip archive, as latin-1 text for the probe: members of zeros that unpack to
+    `padding_mib` MiB, then the EICAR file, which a scan stopped at a size limit never reaches.
+    """
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for number in range(padding_mib // 20):
+            archive.writestr(f"padding{number}.bin", bytes(20 * 1024 * 1024))
+        archive.writestr("eicar.com", eicar())
+    return buffer.getvalue().decode("latin-1")
+
+
+@pytest.mark.clause("2.3.1", "5.1.8")
+def test_virus_behind_scan_limit_rejected(deployed, client, recipient):
+    """A virus that clamd cannot reach, past the data it scans per message, is not delivered."""
+    scan_limit_mib = int(clamd_limits(deployed)["MaxScanSize"].removesuffix("M"))
+    reply = send(client, recipient, attachment=eicar_behind_padding(scan_limit_mib + 40))
+
+    assert reply["code"] == 554, reply
+    assert "too large or too deeply packed" in reply["text"], reply
 
 
 @pytest.mark.clause("2.2.4", "2.3.1")
