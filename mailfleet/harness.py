@@ -200,8 +200,13 @@ def up(inventory: str) -> Cluster:
 
     clients = client_specs(cluster)
     specs = [*node_specs(cluster), *clients]
-    log.info("starting %d containers: %s", len(specs), ", ".join(spec.name for spec in specs))
-    for spec in specs:
+    stopped = [spec for spec in specs if containers.container_state(spec.container) != "running"]
+    if stopped:
+        log.info("starting %d containers: %s", len(stopped),
+                 ", ".join(spec.name for spec in stopped))
+    else:
+        log.info("all %d containers are running", len(specs))
+    for spec in stopped:
         containers.start_node(spec, APT_CACHE)
     for spec in specs:
         containers.wait_until_booted(spec.container)
@@ -376,7 +381,7 @@ def servers_not_serving(cluster: Cluster) -> dict[str, str]:
 def wait_for_health_checks(cluster: Cluster, timeout: float = 120) -> None:
     """Wait until every load balancer uses every server; log the ones it still does not.
 
-    The banners answer as soon as one server of a port is up; a server whose services are
+    The banners arrive as soon as one server of a port is up; a server whose services are
     still starting passes HAProxy's checks a few seconds later.
     """
     if not wait_until(lambda: not servers_not_serving(cluster), timeout, interval=2):

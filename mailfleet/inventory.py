@@ -73,11 +73,10 @@ class DataSources:
     def describe(self, group: str, location: tuple[str | int, ...]) -> str:
         """Name the file, and the line when known, that sets `location` in a group's data."""
         path = self.group_files.get(group)
-        if path is not None:
-            line = locate(path, location)
-            if line is not None:
-                return f"{display_path(path)}:{line}"
-        return f"{self.inventory_file} (data of group {group})"
+        if path is None:
+            return f"{self.inventory_file} (data of group {group})"
+        line = locate(path, location)
+        return display_path(path) if line is None else f"{display_path(path)}:{line}"
 
 
 def display_path(path: Path) -> str:

@@ -480,9 +480,9 @@ class Cluster(Strict):
                                         " used twice: give each shard its own"))
             if len(shard.hosts) != 2 and not (self.allow_single_host_groups
                                               and len(shard.hosts) == 1):
-                problems.append(Problem((*location, "hosts"), f"shard {shard.name} has"
-                                        f" {len(shard.hosts)} hosts: a shard is a pair, so list"
-                                        f" {size} mailbox hosts"))
+                count = f"{len(shard.hosts)} host" + ("" if len(shard.hosts) == 1 else "s")
+                problems.append(Problem((*location, "hosts"), f"shard {shard.name} has {count}:"
+                                        f" a shard is a pair, so list {size} mailbox hosts"))
             for name in shard.hosts:
                 if name not in mailstores:
                     problems.append(Problem((*location, "hosts"), f"{name} is not a host of the"

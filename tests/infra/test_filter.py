@@ -33,6 +33,7 @@ def postconf(host, name: str) -> str:
 @pytest.mark.clause("2.2.4", "2.3.1")
 def test_postfix_calls_rspamd_milter(host):
     assert postconf(host, "smtpd_milters") == "inet:127.0.0.1:11332"
+    assert host.check_output("postconf -xh non_smtpd_milters") == "inet:127.0.0.1:11332"
     assert host.socket("tcp://127.0.0.1:11332").is_listening
 
 

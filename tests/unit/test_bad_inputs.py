@@ -178,7 +178,7 @@ CASES = [
          replace={ALL: ('virtual_ip = "10.0.0.10"', 'virtual_ip = "10.0.1.10"')}),
     Case("virtual IP of a node", "all.py:21", "virtual_ip", clause="5.1.6",
          replace={ALL: ('virtual_ip = "10.0.0.10"', 'virtual_ip = "10.0.0.11"')}),
-    Case("virtual IP missing", "inventory.py", "virtual_ip", clause="5.1.6",
+    Case("virtual IP missing", "group_data/all.py", "virtual_ip", clause="5.1.6",
          replace={ALL: ('virtual_ip = "10.0.0.10"', "")}),
     Case("node outside the cluster network", "inventory.py", "address", clause="5.1.6",
          replace={ALL: ('"10.0.0.0/24"', '"10.0.0.0/28"')}),
