@@ -90,7 +90,8 @@ def test_health_agent_answers_on_port(host):
 
 
 def clamd_setting(host, name: str) -> str:
-    """Return a setting of clamd.conf as clamconf reads it: `"26214400"` becomes 26214400."""
+    """Return a setting of clamd.conf as clamconf prints it, unquoted: "26214400", "yes", or
+    "disabled" for a switch that is off."""
     for line in host.check_output("clamconf").splitlines():
         key, _, value = line.partition(" ")
         if key == name:
@@ -103,7 +104,7 @@ def test_clamd_flags_unscannable_files(host, deployed):
     """clamd reports a file it could not scan whole, and takes the largest message whole."""
     rules = rspamd_module(host, "force_actions")["rules"]
 
-    assert clamd_setting(host, "AlertExceedsMax") == "enabled"
+    assert clamd_setting(host, "AlertExceedsMax") == "yes"
     assert int(clamd_setting(host, "StreamMaxLength")) > deployed.message_size_limit
     assert int(clamd_setting(host, "MaxFileSize")) > deployed.message_size_limit
     assert rules["virus_scan_limits"]["action"] == "reject"
