@@ -31,7 +31,7 @@ DISKS = localsite.STATE / "disks"
 DISK_SIZE = "1G"
 # Lets btrfs in a container scan for the members of a multi-device volume.
 BTRFS_CONTROL = "/dev/btrfs-control"
-# Print HAProxy's statistics as CSV, from its admin socket.
+# Shell command that prints HAProxy's statistics as CSV, from its admin socket.
 HAPROXY_STATS = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
 # HAProxy's statuses of a server that takes connections: health checks pass, or none is run.
 SERVING = ("UP", "no check")
@@ -357,15 +357,20 @@ def wait_for_backends(cluster: Cluster, timeout: float = 150) -> None:
     raise HarnessError(f"the load balancer did not reach every backend in time: {report}")
 
 
-def balancer_statuses(balancer: Node) -> dict[tuple[str, str], str]:
-    """Return HAProxy's status of every server on a load balancer, by (backend, server):
+def server_statuses(haproxy_stats: str) -> dict[tuple[str, str], str]:
+    """Return the status of every server in HAProxy's CSV statistics, by (backend, server):
     "UP", "DOWN 1/2" (down, one of two passing checks seen) and so on."""
-    output = run_on_node(balancer.inventory_name, "sh", "-c", HAPROXY_STATS).stdout
-    rows = csv.DictReader(output.lstrip("# ").splitlines())
+    rows = csv.DictReader(haproxy_stats.lstrip("# ").splitlines())
     return {
         (row["pxname"], row["svname"]): row["status"]
         for row in rows if row["svname"] not in ("FRONTEND", "BACKEND")
     }
+
+
+def balancer_statuses(balancer: Node) -> dict[tuple[str, str], str]:
+    """Return HAProxy's status of every server on a load balancer, by (backend, server)."""
+    output = run_on_node(balancer.inventory_name, "sh", "-c", HAPROXY_STATS).stdout
+    return server_statuses(output)
 
 
 def servers_not_serving(cluster: Cluster) -> dict[str, str]:
@@ -379,10 +384,10 @@ def servers_not_serving(cluster: Cluster) -> dict[str, str]:
 
 
 def wait_for_health_checks(cluster: Cluster, timeout: float = 120) -> None:
-    """Wait until every load balancer uses every server; log the ones it still does not.
+    """Wait until every load balancer uses every server, and log the ones it still does not.
 
-    The banners arrive as soon as one server of a port is up; a server whose services are
-    still starting passes HAProxy's checks a few seconds later.
+    The banners arrive once one server of each port is up. A server whose services are still
+    starting passes HAProxy's checks a few seconds later.
     """
     if not wait_until(lambda: not servers_not_serving(cluster), timeout, interval=2):
         log.warning("HAProxy still marks servers down after %.0f s: %s",

@@ -7,6 +7,8 @@ delivered unscanned.
 
 from __future__ import annotations
 
+import math
+
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
@@ -195,7 +197,7 @@ def clamd_limits(cluster: Cluster) -> dict[str, str]:
     Heuristics.Limits.Exceeded, which Rspamd's rule rejects, so that no virus hides behind a
     compression bomb.
     """
-    message_mib = -(-cluster.message_size_limit // MIB) + 1
+    message_mib = math.ceil(cluster.message_size_limit / MIB) + 1
     scan_mib = max(DEBIAN_SCAN_LIMIT_MIB, 4 * message_mib)
     return {
         "StreamMaxLength": f"{message_mib}M",
@@ -208,7 +210,7 @@ def clamd_limits(cluster: Cluster) -> dict[str, str]:
 def clamav(cluster: Cluster) -> None:
     apt.packages(name="ClamAV's daemon is installed", packages=["clamav-daemon"])
     clamav_signatures(cluster.filtering)
-    # Debian's package writes clamd.conf; these lines replace its values of the same keys.
+    # Debian's package writes clamd.conf, so these lines replace its values of the same keys.
     for key, value in clamd_limits(cluster).items():
         files.line(name=f"clamd.conf sets {key} {value}", path=CLAMD_CONF, line=f"^{key} ",
                    replace=f"{key} {value}")

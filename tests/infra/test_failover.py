@@ -59,13 +59,8 @@ def test_shard_ip_held_once(cluster, hosts_by_name):
 
 def haproxy_statuses(host) -> dict[str, str]:
     """Return "backend/server" -> status from HAProxy's admin socket."""
-    statuses = {}
-    for line in host.check_output(harness.HAPROXY_STATS).splitlines():
-        fields = line.split(",")
-        if line.startswith("#") or len(fields) < 18 or fields[1] in ("FRONTEND", "BACKEND"):
-            continue
-        statuses[f"{fields[0]}/{fields[1]}"] = fields[17]
-    return statuses
+    statuses = harness.server_statuses(host.check_output(harness.HAPROXY_STATS))
+    return {f"{backend}/{server}": status for (backend, server), status in statuses.items()}
 
 
 def test_haproxy_backends_up(node, host, cluster):

@@ -170,8 +170,6 @@ CASES = [
     Case("action table without reject", "inventory.py (host lb1)", "filtering",
          replace={INVENTORY: ("'test_signatures': True",
                               "'test_signatures': True, 'actions': {'add_header': 6}")}),
-    Case("misspelt key of filtering that hosts replace", "all.py:25", "filtering.ofline",
-         append={ALL: 'filtering = {"ofline": True}\n'}),
     Case("bad value of filtering that hosts replace", "all.py:26", "filtering.rate_limit_messages",
          append={ALL: 'filtering = {\n    "rate_limit_messages": "many",\n}\n'}),
     Case("virtual IP outside the network", "all.py:21", "virtual_ip", clause="5.1.6",
@@ -336,7 +334,7 @@ def test_failing_inventory_file_named(site):
     assert "NameError" in str(raised.value)
 
 
-def test_replaced_filtering_typo_gets_suggestion(site):
+def test_replaced_typo_suggests_key(site):
     """A misspelt key is reported with the key it resembles, even when every host replaces the
     whole dict with its own."""
     (site / "group_data" / "all.py").write_text(
@@ -351,7 +349,7 @@ def test_replaced_filtering_typo_gets_suggestion(site):
                             " (did you mean 'offline'?): fix its name or remove it")
 
 
-def test_replaced_limit_checked_against_range(site, certificates):
+def test_replaced_limit_range_checked(site, certificates):
     """A group data value out of range is reported when every host replaces it."""
     (site / "inventory.py").write_text(
         inventory_text(certificates, extra_host_data=', "message_size_limit": 10485760')

@@ -440,21 +440,13 @@ def test_unlink_removes_links_and_images(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_inotify_limit_raised_when_low(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("before", "after"), [("128", "1024"), ("8192", "8192")],
+                         ids=["raised when low", "kept when high"])
+def test_inotify_limit(tmp_path, monkeypatch, before, after):
     limit = tmp_path / "max_user_instances"
-    limit.write_text("128\n")
+    limit.write_text(f"{before}\n")
     monkeypatch.setattr(harness, "INOTIFY_INSTANCES", limit)
 
     harness.raise_inotify_limit()
 
-    assert limit.read_text() == "1024\n"
-
-
-def test_inotify_limit_kept_when_high(tmp_path, monkeypatch):
-    limit = tmp_path / "max_user_instances"
-    limit.write_text("8192\n")
-    monkeypatch.setattr(harness, "INOTIFY_INSTANCES", limit)
-
-    harness.raise_inotify_limit()
-
-    assert limit.read_text() == "8192\n"
+    assert limit.read_text() == f"{after}\n"
